@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvmlike's own ioctls, in a range of their own (type KVMLIKE_IO), issued on a
+ * /dev/kvm fd. The real kernel answers every one of them with ENOTTY, which is
+ * how a program tells whether it talks to kvmlike.
+ *
+ * KVMLIKE_DEBUG_OBJECTS is the leak oracle: it lists every live object of the
+ * process's kvmlike instance with its counts. A test that closed everything it
+ * opened expects nr == 0 afterwards (objects of other kinds than those listed
+ * never outlive their owners).
+ */
+#ifndef KVMLIKE_UAPI_KVMLIKE_EXT_H
+#define KVMLIKE_UAPI_KVMLIKE_EXT_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define KVMLIKE_IO 0xB7
+
+/* Returned by KVMLIKE_PROBE. */
+#define KVMLIKE_MAGIC 0x6b766d6c /* "kvml" */
+
+enum kvmlike_obj_kind {
+	KVMLIKE_OBJ_VM = 1,      /* users: VM fds (+vCPU/stats fds); refs: object refs */
+	KVMLIKE_OBJ_INODE = 2,   /* users: files on the inode; pages: present pages */
+	KVMLIKE_OBJ_FILE = 3,    /* users: fds + host mappings; refs: memslots + transient */
+	KVMLIKE_OBJ_MEMSLOT = 4, /* parent: VM id; aux: bound file id or 0 */
+};
+
+struct kvmlike_obj_info {
+	__u32 kind;   /* enum kvmlike_obj_kind */
+	__u32 id;     /* unique per kind within the process */
+	__s64 users;  /* see kind */
+	__s64 refs;   /* see kind */
+	__u64 parent; /* VM id (file, memslot), inode id (file) */
+	__u64 pages;  /* inode: present pages; memslot: npages */
+	__u64 aux;    /* file: 1 once released; memslot: file id (0 = none) */
+};
+
+struct kvmlike_debug_objects {
+	__u32 nr;       /* in: capacity of entries; out: number of live objects */
+	__u32 pad;
+	__u64 entries;  /* user pointer to struct kvmlike_obj_info[nr] */
+};
+
+/* Memory kvmlike's private-page pool holds, for benchmarks and leak checks. */
+struct kvmlike_pool_info {
+	__u64 frames_total; /* frames obtained from the host (resident) */
+	__u64 frames_free;  /* of those, not owned by any inode */
+	__u64 frame_size;   /* bytes */
+	__u64 reserved[5];
+};
+
+#define KVMLIKE_PROBE _IO(KVMLIKE_IO, 0x00)
+#define KVMLIKE_DEBUG_OBJECTS _IOWR(KVMLIKE_IO, 0x01, struct kvmlike_debug_objects)
+#define KVMLIKE_POOL_INFO _IOR(KVMLIKE_IO, 0x02, struct kvmlike_pool_info)
+
+#endif /* KVMLIKE_UAPI_KVMLIKE_EXT_H */
