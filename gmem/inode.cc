@@ -1,0 +1,148 @@
+#include "gmem/inode.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "gmem/subsystem.h"
+
+namespace gmem {
+
+using base::Error;
+using base::Result;
+using base::Status;
+
+namespace {
+
+// The fd of every guest_memfd: a memfd of the file's size, sealed against
+// resizing so that no process, interposed or not, can change the size Linux
+// fixes at creation. Not close-on-exec, as a guest_memfd fd is not.
+Result<base::UniqueFd> CreateMemfd(uint64_t size) {
+  base::UniqueFd fd(memfd_create("kvm-gmem", MFD_ALLOW_SEALING));
+  if (!fd.valid()) return errno == EMFILE || errno == ENFILE ? Error::kBadFd : Error::kNoMemory;
+  if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return Error::kNoMemory;
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+    return Error::kNoMemory;
+  return fd;
+}
+
+// kvmlike's own fds sit high, away from the numbers programs expect to get.
+constexpr int kOwnFdMin = 1000;
+
+}  // namespace
+
+Inode::Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, void* shared, base::UniqueFd own)
+    : sys_(sys), nr_pages_(nr_pages), flags_(flags), shared_(static_cast<char*>(shared)),
+      own_fd_(std::move(own)), pages_(nr_pages) {
+  id_ = sys_.Register(*this);
+}
+
+Result<Inode::Created> Inode::Create(Subsystem& sys, uint64_t size, uint64_t flags) {
+  TRY_ASSIGN(base::UniqueFd fd, CreateMemfd(size));
+  void* shared = nullptr;
+  base::UniqueFd own;
+  bool memfd_backed = (flags & (kFlagMmap | kFlagInitShared)) == (kFlagMmap | kFlagInitShared);
+  if (memfd_backed) {
+    own = base::UniqueFd(fcntl(fd.get(), F_DUPFD_CLOEXEC, kOwnFdMin));
+    if (!own.valid()) return Error::kNoMemory;
+    shared = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0);
+    if (shared == MAP_FAILED) return Error::kNoMemory;
+  }
+  auto inode = base::RefPtr<Inode>::Adopt(
+      new Inode(sys, base::BytesToPages(size), flags, shared, std::move(own)));
+  return Created{std::move(inode), std::move(fd)};
+}
+
+Inode::~Inode() {
+  {
+    base::MutexGuard g(pages_lock_);
+    if (FramePool* pool = sys_.pool_if_created()) pages_.FreeAll(*pool);
+  }
+  if (shared_) munmap(shared_, size());
+  sys_.Unregister(*this);
+}
+
+void Inode::LinkFile(File& f) {
+  base::WriteGuard g(invalidate_lock_);
+  files_.push_back(f);
+}
+
+void Inode::UnlinkFile(File& f) { files_.erase(files_.iterator_to(f)); }
+
+// Invalidation brackets the removal of pages: every binding that maps part of
+// the range is told before the pages go (so no guest mapping can point at a
+// freed page) and again after (so faults that raced the punch retry and see
+// the hole), as KVM's mmu_invalidate begin/end do.
+class Inode::InvalidationScope {
+ public:
+  InvalidationScope(Inode& inode, PgOffRange range) TA_REQUIRES(inode.invalidate_lock_)
+      : inode_(inode), range_(range) {
+    for (File& f : inode_.files_)
+      f.ForEachBinding(range_, [](Binding& b, PgOffRange r) { b.target().InvalidateBegin(r); });
+  }
+  ~InvalidationScope() TA_NO_THREAD_SAFETY_ANALYSIS {
+    for (File& f : inode_.files_)
+      f.ForEachBinding(range_, [](Binding& b, PgOffRange r) { b.target().InvalidateEnd(r); });
+  }
+
+ private:
+  Inode& inode_;
+  PgOffRange range_;
+};
+
+Status Inode::Allocate(PgOffRange range) {
+  if (range.end.value() > nr_pages_) return Error::kInvalid;
+  if (memfd_backed()) {
+    off_t off = static_cast<off_t>(base::PagesToBytes(range.begin.value()));
+    off_t len = static_cast<off_t>(base::PagesToBytes(range.size()));
+    if (fallocate(own_fd_.get(), FALLOC_FL_KEEP_SIZE, off, len) != 0)
+      return errno == EINTR ? Error::kInterrupted : Error::kNoMemory;
+    return Status::Ok();
+  }
+  TRY_ASSIGN(FramePool * pool, sys_.pool());
+  base::SharedGuard inv(invalidate_lock_);
+  base::MutexGuard g(pages_lock_);
+  return pages_.Populate(range, *pool);
+}
+
+Status Inode::Punch(PgOffRange range) {
+  if (range.begin.value() >= nr_pages_) return Status::Ok();
+  if (range.end.value() > nr_pages_) range.end = PgOff(nr_pages_);
+  base::WriteGuard inv(invalidate_lock_);
+  InvalidationScope scope(*this, range);
+  return PunchPages(range);
+}
+
+Status Inode::PunchPages(PgOffRange range) {
+  if (memfd_backed()) {
+    off_t off = static_cast<off_t>(base::PagesToBytes(range.begin.value()));
+    off_t len = static_cast<off_t>(base::PagesToBytes(range.size()));
+    if (fallocate(own_fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0)
+      return Error::kNoMemory;
+    return Status::Ok();
+  }
+  FramePool* pool = sys_.pool_if_created();
+  if (!pool) return Status::Ok();
+  base::MutexGuard g(pages_lock_);
+  pages_.Punch(range, *pool);
+  return Status::Ok();
+}
+
+uint64_t Inode::nr_present() const {
+  if (!memfd_backed()) {
+    base::MutexGuard g(pages_lock_);
+    return pages_.nr_present();
+  }
+  // st_blocks counts the memfd's pages, allocated or touched (mincore would
+  // miss pages that were fallocated but never touched).
+  struct stat st;
+  if (fstat(own_fd_.get(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512 / base::kPageSize;
+}
+
+}  // namespace gmem

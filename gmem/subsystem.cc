@@ -1,0 +1,71 @@
+#include "gmem/subsystem.h"
+
+#include <cassert>
+#include <vector>
+
+namespace gmem {
+
+using base::MutexGuard;
+
+Subsystem::~Subsystem() {
+  MutexGuard g(lock_);
+  assert(inodes_.empty() && files_.empty());
+}
+
+base::Result<FramePool*> Subsystem::pool() {
+  if (FramePool* p = pool_ptr_.load(std::memory_order_acquire)) return p;
+  MutexGuard g(lock_);
+  if (!pool_) {
+    TRY_ASSIGN(pool_, FramePool::Create(pool_reserve_));
+    pool_ptr_.store(pool_.get(), std::memory_order_release);
+  }
+  return pool_.get();
+}
+
+uint32_t Subsystem::Register(Inode& i) {
+  MutexGuard g(lock_);
+  inodes_.push_back(i);
+  return next_inode_id_++;
+}
+
+void Subsystem::Unregister(Inode& i) {
+  MutexGuard g(lock_);
+  inodes_.erase(inodes_.iterator_to(i));
+}
+
+uint32_t Subsystem::Register(File& f) {
+  MutexGuard g(lock_);
+  files_.push_back(f);
+  return next_file_id_++;
+}
+
+void Subsystem::Unregister(File& f) {
+  MutexGuard g(lock_);
+  files_.erase(files_.iterator_to(f));
+}
+
+// Snapshots take references (unless the object is dying) and report outside
+// the registry lock: reporting may take the objects' own locks, which come
+// before this leaf lock in the lock order.
+void Subsystem::ForEachInode(const std::function<void(const InodeInfo&)>& fn) {
+  std::vector<base::RefPtr<Inode>> snap;
+  {
+    MutexGuard g(lock_);
+    for (Inode& i : inodes_)
+      if (auto r = base::RefPtr<Inode>::TryFromRaw(&i)) snap.push_back(std::move(r));
+  }
+  for (auto& i : snap) fn({i->id(), i->ref_count() - 1, i->nr_present()});
+}
+
+void Subsystem::ForEachFile(const std::function<void(const FileInfo&)>& fn) {
+  std::vector<base::RefPtr<File>> snap;
+  {
+    MutexGuard g(lock_);
+    for (File& f : files_)
+      if (auto r = base::RefPtr<File>::TryFromRaw(&f)) snap.push_back(std::move(r));
+  }
+  for (auto& f : snap)
+    fn({f->id(), f->inode_id(), f->vm_id(), f->users(), f->ref_count() - 1, f->released()});
+}
+
+}  // namespace gmem
