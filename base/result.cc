@@ -25,4 +25,12 @@ const char* ErrorName(Error e) {
   return "?";
 }
 
+Error FromErrno(int err) {
+  for (int i = 0; i <= static_cast<int>(Error::kHwPoison); i++) {
+    auto e = static_cast<Error>(i);
+    if (ToErrno(e) == err) return e;
+  }
+  return Error::kInvalid;
+}
+
 }  // namespace base

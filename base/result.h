@@ -54,6 +54,8 @@ constexpr int ToErrno(Error e) {
 }
 
 const char* ErrorName(Error e);
+// The Error for an errno a host syscall gave (kInvalid for ones without a kind).
+Error FromErrno(int err);
 
 template <typename T>
 class [[nodiscard]] Result {
@@ -65,6 +67,7 @@ class [[nodiscard]] Result {
   explicit operator bool() const { return ok(); }
   Error error() const { return std::get<1>(v_); }
   T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
   T&& value() && { return std::get<0>(std::move(v_)); }
   T* operator->() { return &value(); }
   T& operator*() & { return value(); }

@@ -32,9 +32,9 @@ struct kvmlike_obj_info {
 	__u32 id;     /* unique per kind within the process */
 	__s64 users;  /* see kind */
 	__s64 refs;   /* see kind */
-	__u64 parent; /* VM id (file, memslot), inode id (file) */
-	__u64 pages;  /* inode: present pages; memslot: npages */
-	__u64 aux;    /* file: 1 once released; memslot: file id (0 = none) */
+	__u64 parent; /* file, memslot: VM id */
+	__u64 pages;  /* inode: present pages; memslot: npages; file: inode id */
+	__u64 aux;    /* vm: type; file: 1 once released; memslot: bound file id (0 = none) */
 };
 
 struct kvmlike_debug_objects {

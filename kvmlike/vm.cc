@@ -1,0 +1,103 @@
+#include "kvmlike/vm.h"
+
+#include <unistd.h>
+
+#include "base/user_copy.h"
+#include "kvm_uapi.h"
+#include "kvmlike/gmem_fd.h"
+#include "kvmlike/system.h"
+
+namespace kvmlike {
+
+using base::Error;
+using base::Result;
+using base::Status;
+
+Vm::Vm(System& sys, VmType type)
+    : sys_(sys),
+      id_(sys.NextVmId()),
+      type_(type),
+      info_(LookupVmType(static_cast<unsigned long>(type))),
+      creator_pid_(sys.pid()) {
+  sys_.Register(*this);
+}
+
+Vm::~Vm() { sys_.Unregister(*this); }
+
+void Vm::AddUser() { users_.fetch_add(1, std::memory_order_relaxed); }
+
+void Vm::DropUser() {
+  if (users_.fetch_sub(1, std::memory_order_acq_rel) == 1) Destroy();
+}
+
+// The last VM fd closed: delete every memslot (unbinding guest_memfd ranges,
+// dropping file references). guest_memfd files stay usable on their own.
+void Vm::Destroy() {
+  base::MutexGuard g(slots_lock_);
+  for (int as = 0; as < kAddressSpaces; as++) {
+    std::vector<Memslot*> slots;
+    as_[as].Read([&](auto& set) { set.ForEach([&](Memslot& s) { slots.push_back(&s); }); });
+    for (Memslot* s : slots) DeleteSlot(*s);
+  }
+}
+
+// KVM compares the caller's mm with the VM's; a forked child has another one.
+bool Vm::FromOtherProcess() const { return sys_.pid() != creator_pid_; }
+
+Result<long> Vm::Ioctl(unsigned long cmd, unsigned long arg) {
+  if (FromOtherProcess()) return Error::kIo;
+  switch (cmd) {
+    case KVM_CHECK_EXTENSION:
+      return CheckExtension(static_cast<long>(arg));
+    case KVM_CREATE_GUEST_MEMFD:
+      return CreateGuestMemfd(arg);
+    case KVM_SET_USER_MEMORY_REGION:
+    case KVM_SET_USER_MEMORY_REGION2:
+      return SetUserMemoryRegion(cmd, arg);
+    case KVM_SET_MEMORY_ATTRIBUTES:
+      return SetMemoryAttributes(arg);
+    case KVM_GET_DIRTY_LOG:
+      return GetDirtyLog(arg);
+    case KVM_SET_NR_MMU_PAGES:
+      return SetNrMmuPages(arg);
+    default:
+      return Error::kNoTty;
+  }
+}
+
+Result<long> Vm::CheckExtension(long cap) const { return kvmlike::CheckExtension(cap, this); }
+
+Result<long> Vm::SetNrMmuPages(unsigned long arg) {
+  constexpr unsigned long kMinMmuPages = 64;  // KVM_MIN_ALLOC_MMU_PAGES
+  return arg < kMinMmuPages ? Result<long>(Error::kInvalid) : Result<long>(0);
+}
+
+// KVM_CREATE_GUEST_MEMFD: flags against what this VM type supports, then the
+// size (a positive multiple of the page size, compared as signed like loff_t).
+Result<long> Vm::CreateGuestMemfd(unsigned long arg) {
+  TRY_ASSIGN(kvm_create_guest_memfd args, base::ReadUser<kvm_create_guest_memfd>(arg));
+  if (args.flags & ~info_->gmem_flags) return Error::kInvalid;
+  auto size = static_cast<int64_t>(args.size);
+  if (size <= 0 || !base::IsPageAligned(args.size)) return Error::kInvalid;
+  TRY_ASSIGN(gmem::Inode::Created created, gmem::Inode::Create(sys_.gmem(), args.size, args.flags));
+  auto file = gmem::File::Create(std::move(created.inode), id_);
+  return sys_.fds().Install(std::move(created.memfd), base::MakeRef<GmemFd>(sys_, std::move(file)));
+}
+
+void Vm::InvalidateBegin(int, GfnRange) {
+  base::MutexGuard g(mmu_lock_);
+  invalidate_in_progress_++;
+}
+
+void Vm::InvalidateEnd(int, GfnRange) {
+  base::MutexGuard g(mmu_lock_);
+  invalidate_seq_.fetch_add(1, std::memory_order_release);
+  invalidate_in_progress_--;
+}
+
+int64_t Vm::invalidations_in_progress() const {
+  base::MutexGuard g(mmu_lock_);
+  return invalidate_in_progress_;
+}
+
+}  // namespace kvmlike

@@ -1,0 +1,26 @@
+// VM types (KVM_CREATE_VM's argument on x86) and what each one offers.
+#pragma once
+
+#include <cstdint>
+
+namespace kvmlike {
+
+enum class VmType : uint32_t {
+  kDefault = 0,      // KVM_X86_DEFAULT_VM
+  kSwProtected = 1,  // KVM_X86_SW_PROTECTED_VM
+};
+
+struct VmTypeInfo {
+  VmType type;
+  const char* name;
+  bool has_private_mem;     // PRIVATE attribute, private faults through gmem
+  uint64_t gmem_flags;      // KVM_CAP_GUEST_MEMFD_FLAGS on a VM of this type
+  bool has_readonly_mem;    // KVM_MEM_READONLY accepted
+};
+
+// The types this build offers (Kconfig), as a KVM_CAP_VM_TYPES bitmap.
+uint32_t SupportedVmTypes();
+// Info for a supported type, or null.
+const VmTypeInfo* LookupVmType(unsigned long type);
+
+}  // namespace kvmlike
