@@ -179,6 +179,19 @@ long kvmlike_file_op(int fd, enum kvmlike_file_op op) {
   return Fail(base::Error::kInvalid);
 }
 
+int kvmlike_setattr(int fd) {
+  base::RefPtr<FdObject> obj = LookupOrEbadf(fd);
+  if (!obj) return -1;
+  return AsGmem(obj) ? Fail(base::Error::kInvalid) : -2;  // gmem's setattr refuses all
+}
+
+int kvmlike_madvise(void* addr, size_t len, int advice) {
+  constexpr int kMadvCollapse = 25;  // MADV_COLLAPSE (Linux 6.1)
+  Frontend* f = frontend::GetIfCreated();
+  if (advice == kMadvCollapse && f && f->fds.OwnsRange(addr, len)) return Fail(base::Error::kInvalid);
+  return -2;
+}
+
 void kvmlike_atfork_child(void) {
   if (Frontend* f = frontend::GetIfCreated()) f->system.OnForkChild();
 }

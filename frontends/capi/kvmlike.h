@@ -82,6 +82,20 @@ enum kvmlike_file_op {
 };
 long kvmlike_file_op(int fd, enum kvmlike_file_op op);
 
+/*
+ * fchmod/fchown/futimens (any attribute change) on a kvmlike fd: -1 with the
+ * errno Linux gives (EINVAL on guest_memfd), or -2 when the call should go
+ * to the kernel unchanged.
+ */
+int kvmlike_setattr(int fd);
+
+/*
+ * madvise(2) over a range that holds kvmlike mappings: -1 with errno for
+ * advice Linux refuses there (MADV_COLLAPSE on guest_memfd: EINVAL), or -2
+ * when the call should go to the kernel unchanged.
+ */
+int kvmlike_madvise(void *addr, size_t len, int advice);
+
 /* After fork() in the child: VM and vCPU ioctls answer EIO from now on. */
 void kvmlike_atfork_child(void);
 
