@@ -52,8 +52,7 @@ class Binding {
 
  private:
   friend class File;
-  Binding(base::RefPtr<File> file, PgOffRange range, BindingTarget& target)
-      : file_(std::move(file)), range_(range), target_(&target) {}
+  Binding(base::RefPtr<File> file, PgOffRange range, BindingTarget& target);
 
   base::RefPtr<File> file_;
   const PgOffRange range_;

@@ -101,6 +101,9 @@ void File::Unbind(Binding& b) {
   if constexpr (base::config::kSlotsKeepFileInUse) DropUser();
 }
 
+Binding::Binding(RefPtr<File> file, PgOffRange range, BindingTarget& target)
+    : file_(std::move(file)), range_(range), target_(&target) {}
+
 Binding::~Binding() {
   file_->Unbind(*this);
   assert(!hook_.is_linked());

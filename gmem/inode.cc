@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
+#include "base/interruptible.h"
 #include "gmem/subsystem.h"
 
 namespace gmem {
@@ -30,6 +32,9 @@ Result<base::UniqueFd> CreateMemfd(uint64_t size) {
     return Error::kNoMemory;
   return fd;
 }
+
+// Populate works in chunks of 32 MiB between signal checks.
+constexpr uint64_t kAllocChunkPages = 8192;
 
 // kvmlike's own fds sit high, away from the numbers programs expect to get.
 constexpr int kOwnFdMin = 1000;
@@ -106,8 +111,19 @@ Status Inode::Allocate(PgOffRange range) {
   }
   TRY_ASSIGN(FramePool * pool, sys_.pool());
   base::SharedGuard inv(invalidate_lock_);
-  base::MutexGuard g(pages_lock_);
-  return pages_.Populate(range, *pool);
+  // Allocation is interruptible, as in the kernel: a signal that arrives
+  // between chunks ends it with EINTR, keeping what was allocated so far.
+  base::InterruptibleSection signals;
+  for (PgOff pos = range.begin; pos < range.end;) {
+    PgOff end = std::min(range.end, pos + kAllocChunkPages);
+    {
+      base::MutexGuard g(pages_lock_);
+      TRY(pages_.Populate({pos, end}, *pool));
+    }
+    pos = end;
+    if (pos < range.end && signals.Pending()) return Error::kInterrupted;
+  }
+  return Status::Ok();
 }
 
 Status Inode::Punch(PgOffRange range) {
