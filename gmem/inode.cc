@@ -41,25 +41,21 @@ constexpr int kOwnFdMin = 1000;
 
 }  // namespace
 
-Inode::Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, void* shared, base::UniqueFd own)
-    : sys_(sys), nr_pages_(nr_pages), flags_(flags), shared_(static_cast<char*>(shared)),
-      own_fd_(std::move(own)), pages_(nr_pages) {
+Inode::Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, base::UniqueFd own)
+    : sys_(sys), nr_pages_(nr_pages), flags_(flags), own_fd_(std::move(own)), pages_(nr_pages) {
   id_ = sys_.Register(*this);
 }
 
 Result<Inode::Created> Inode::Create(Subsystem& sys, uint64_t size, uint64_t flags) {
   TRY_ASSIGN(base::UniqueFd fd, CreateMemfd(size));
-  void* shared = nullptr;
   base::UniqueFd own;
   bool memfd_backed = (flags & (kFlagMmap | kFlagInitShared)) == (kFlagMmap | kFlagInitShared);
   if (memfd_backed) {
     own = base::UniqueFd(fcntl(fd.get(), F_DUPFD_CLOEXEC, kOwnFdMin));
     if (!own.valid()) return Error::kNoMemory;
-    shared = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0);
-    if (shared == MAP_FAILED) return Error::kNoMemory;
   }
   auto inode = base::RefPtr<Inode>::Adopt(
-      new Inode(sys, base::BytesToPages(size), flags, shared, std::move(own)));
+      new Inode(sys, base::BytesToPages(size), flags, std::move(own)));
   return Created{std::move(inode), std::move(fd)};
 }
 
@@ -68,7 +64,6 @@ Inode::~Inode() {
     base::MutexGuard g(pages_lock_);
     if (FramePool* pool = sys_.pool_if_created()) pages_.FreeAll(*pool);
   }
-  if (shared_) munmap(shared_, size());
   sys_.Unregister(*this);
 }
 

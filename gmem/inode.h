@@ -1,8 +1,8 @@
 // Inode: guest memory. Owns the pages of one guest_memfd (size and create flags
 // fixed at creation) and the list of files (VM views) on it. Where pages live:
 //   - MMAP|INIT_SHARED: the guest_memfd fd is a memfd of the inode's size and
-//     its page cache is the memory; the inode maps it once for kvmlike's own
-//     accesses. Host processes map the same pages with plain mmap().
+//     its page cache is the memory. Host processes map the same pages with
+//     plain mmap().
 //   - otherwise: pages are frames of the private FramePool, reachable through
 //     no fd; the memfd only carries the fd identity (fstat, dup, SCM_RIGHTS).
 //
@@ -67,7 +67,7 @@ class Inode : public base::RefCounted<Inode> {
   SafeListHook registry_hook_;  // Subsystem's list of inodes (its lock)
 
  private:
-  Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, void* shared, base::UniqueFd own);
+  Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, base::UniqueFd own);
   base::Status PunchPages(PgOffRange range);
 
   // Calls Begin on construction and End on destruction for every binding of
@@ -78,7 +78,6 @@ class Inode : public base::RefCounted<Inode> {
   uint32_t id_ = 0;
   const uint64_t nr_pages_;
   const uint64_t flags_;
-  char* const shared_;  // mapping of the memfd when memfd_backed(), else nullptr
   // memfd_backed(): kvmlike's own close-on-exec fd of the memfd, for fallocate
   // and for counting pages (fstat st_blocks), independent of the user's fds.
   const base::UniqueFd own_fd_;

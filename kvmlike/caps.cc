@@ -33,8 +33,6 @@ long CheckExtension(long cap, const Vm* vm) {
       return 1;
     case KVM_CAP_NR_MEMSLOTS:
       return base::config::kMaxMemslots;
-    case KVM_CAP_MULTI_ADDRESS_SPACE:
-      return kAddressSpaces;
     case KVM_CAP_VM_TYPES:
       return SupportedVmTypes();
     case KVM_CAP_MEMORY_ATTRIBUTES:

@@ -90,10 +90,12 @@ Status Vm::CreateSlot(const MemslotSpec& spec, const kvm_userspace_memory_region
   if (nr_memslot_pages_ + spec.gfns.size() < nr_memslot_pages_) return Error::kInvalid;
   AddressSpace& as = as_[spec.as_id];
   if (as.Read([&](auto& set) { return set.FindOverlap(spec.gfns, nullptr); })) return Error::kExists;
-  if (spec.gfns.end.value() - 1 > kMaxGfn) return Error::kInvalid;
   auto slot = std::make_unique<Memslot>(*this, spec);
   if (spec.flags & KVM_MEM_GUEST_MEMFD)
     TRY(BindGuestMemfd(*slot, static_cast<int>(mem.guest_memfd), mem.guest_memfd_offset));
+  // The architecture's own limit comes last, after the bind (as KVM's
+  // prepare step does); a failure here unbinds with the slot.
+  if (spec.gfns.end.value() - 1 > kMaxGfn) return Error::kInvalid;
   Memslot* s = slot.release();  // owned by the address space from here on
   as.Update(srcu_, [&](auto& set) { set.Insert(*s); });
   nr_memslot_pages_ += s->npages();

@@ -35,7 +35,9 @@ namespace kvmlike {
 class System;
 using SafeListHook = bi::list_member_hook<bi::link_mode<bi::safe_link>>;
 
-inline constexpr int kAddressSpaces = 2;  // x86: normal + SMM
+// One address space: kvmlike models no SMM, so as_id 1 is refused and
+// KVM_CAP_MULTI_ADDRESS_SPACE is not offered (as on an x86 kernel without SMM).
+inline constexpr int kAddressSpaces = 1;
 
 class Vm final : public FdObject {
  public:

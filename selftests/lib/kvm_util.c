@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -169,4 +171,167 @@ bool expect_errno(long ret, int err, int want)
 		return true;
 	ksft_print_msg("got %s, want -1 (%s)", strres(ret, err), strerrorname_np(want));
 	return false;
+}
+
+/* ---- results, sections, guard buffers ---- */
+
+static unsigned int kvm_results;
+
+unsigned int kvm_tests_reported(void) { return kvm_results; }
+
+static void report(bool pass, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	kvm_results++;
+	ksft_test_result(pass, "%s", msg);
+}
+
+static const char *errname(int err)
+{
+	const char *n = strerrorname_np(err);
+	return n ? n : "?";
+}
+
+bool kvm_test_errno(long ret, int err, int want, const char *fmt, ...)
+{
+	va_list ap;
+	bool pass = ret == -1 && err == want;
+	if (!pass)
+		ksft_print_msg("got %s, want -1 (%s)", strres(ret, err), errname(want));
+	va_start(ap, fmt);
+	report(pass, fmt, ap);
+	va_end(ap);
+	return pass;
+}
+
+bool kvm_test_ok(long ret, int err, const char *fmt, ...)
+{
+	va_list ap;
+	bool pass = ret >= 0;
+	if (!pass)
+		ksft_print_msg("got %s, want success", strres(ret, err));
+	va_start(ap, fmt);
+	report(pass, fmt, ap);
+	va_end(ap);
+	return pass;
+}
+
+bool kvm_test_eq(long ret, int err, long want, const char *fmt, ...)
+{
+	va_list ap;
+	bool pass = ret == want;
+	if (!pass)
+		ksft_print_msg("got %s, want %ld", strres(ret, err), want);
+	va_start(ap, fmt);
+	report(pass, fmt, ap);
+	va_end(ap);
+	return pass;
+}
+
+bool kvm_test(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report(cond, fmt, ap);
+	va_end(ap);
+	return cond;
+}
+
+void kvm_test_skip(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	kvm_results++;
+	ksft_test_result_skip("%s", msg);
+}
+
+void kvm_run_sections(const struct kvm_section *sections, size_t n)
+{
+	unsigned int plan = 0;
+	for (size_t i = 0; i < n; i++)
+		plan += sections[i].nr_results;
+	ksft_set_plan(plan);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct kvm_section *s = &sections[i];
+		const char *why = s->skip_reason ? s->skip_reason() : NULL;
+		unsigned int before = kvm_results;
+		if (why) {
+			for (unsigned int k = 0; k < s->nr_results; k++)
+				kvm_test_skip("%s: %s", s->name, why);
+			continue;
+		}
+		s->run();
+		TEST_ASSERT(kvm_results - before == s->nr_results,
+			    "section %s reported %u results, declared %u", s->name,
+			    kvm_results - before, s->nr_results);
+	}
+}
+
+void kvm_test_no_leaks(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!kvm_is_kvmlike()) {
+		kvm_test_skip("%s: leak oracle exists only under kvmlike", msg);
+		return;
+	}
+	long live = kvmlike_live_objects(false);
+	if (live != 0) {
+		ksft_print_msg("%ld live objects:", live);
+		kvmlike_live_objects(true);
+	}
+	kvm_test(live == 0, "%s: no live kvmlike objects", msg);
+}
+
+void *kvm_guarded_alloc(size_t len)
+{
+	size_t span = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	char *base = mmap(NULL, span + PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(base != MAP_FAILED, "mmap guarded buffer");
+	TEST_ASSERT(mprotect(base + span, PAGE_SIZE, PROT_NONE) == 0, "mprotect guard");
+	return base + span - len;
+}
+
+void kvm_guarded_free(void *p, size_t len)
+{
+	size_t span = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	char *base = (char *)p + len - span;
+	TEST_ASSERT(munmap(base, span + PAGE_SIZE) == 0, "munmap guarded buffer");
+}
+
+void *kvm_unmapped_page(void)
+{
+	void *p = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(p != MAP_FAILED, "mmap");
+	TEST_ASSERT(munmap(p, PAGE_SIZE) == 0, "munmap");
+	/* msync fails with ENOMEM on an unmapped range: proves the hole. */
+	TEST_ASSERT(msync(p, PAGE_SIZE, MS_ASYNC) == -1 && errno == ENOMEM, "page still mapped");
+	return p;
+}
+
+int kvm_lowest_free_fd(void)
+{
+	int fd = dup(0);
+	if (fd < 0)
+		fd = open("/dev/null", O_RDONLY);
+	TEST_ASSERT(fd >= 0, "dup/open");
+	close(fd);
+	return fd;
+}
+
+int vm_check_cap(int vm_fd, long cap) { return ioctl(vm_fd, KVM_CHECK_EXTENSION, cap); }
+
+int vm_nr_address_spaces(int vm_fd)
+{
+	int n = vm_check_cap(vm_fd, KVM_CAP_MULTI_ADDRESS_SPACE);
+	return n > 0 ? n : 1;
 }

@@ -64,4 +64,80 @@ const char *strres(long ret, int err);
 /* Check helper: ret == -1 && errno == err, printing what happened otherwise. */
 bool expect_errno(long ret, int err, int want);
 
+/*
+ * ---- Results with captured errno, sections with a fixed result count,
+ *      guard-page buffers and small queries ----
+ */
+
+/*
+ * One TAP result for a raw syscall result. kvm_test_errno passes iff
+ * ret == -1 with err == want; kvm_test_ok iff ret >= 0; kvm_test_eq iff
+ * ret == want. On failure they print what happened as a diagnostic.
+ */
+bool kvm_test_errno(long ret, int err, int want, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+bool kvm_test_ok(long ret, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool kvm_test_eq(long ret, int err, long want, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+bool kvm_test(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kvm_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Results reported through the kvm_test* functions so far. */
+unsigned int kvm_tests_reported(void);
+
+/* The KCHECK_* forms read errno right after expr, before anything else runs. */
+#define KCHECK_ERRNO(expr, want, ...)                                   \
+	({                                                              \
+		long kc_ret_ = (long)(expr);                            \
+		int kc_err_ = errno;                                    \
+		kvm_test_errno(kc_ret_, kc_err_, (want), __VA_ARGS__); \
+	})
+#define KCHECK_OK(expr, ...)                                    \
+	({                                                      \
+		long kc_ret_ = (long)(expr);                    \
+		int kc_err_ = errno;                            \
+		kvm_test_ok(kc_ret_, kc_err_, __VA_ARGS__);     \
+	})
+#define KCHECK_EQ(expr, want, ...)                                   \
+	({                                                           \
+		long kc_ret_ = (long)(expr);                         \
+		int kc_err_ = errno;                                 \
+		kvm_test_eq(kc_ret_, kc_err_, (want), __VA_ARGS__); \
+	})
+
+/*
+ * A group of results with a fixed count. kvm_run_sections() prints the plan
+ * (the sum of nr_results), then runs each section, or reports nr_results
+ * skips when skip_reason() returns a reason. A section that reports another
+ * number of results through kvm_test* is a bug in the test: it asserts.
+ */
+struct kvm_section {
+	const char *name;
+	unsigned int nr_results;
+	const char *(*skip_reason)(void); /* NULL: always run */
+	void (*run)(void);
+};
+void kvm_run_sections(const struct kvm_section *sections, size_t n);
+
+/*
+ * One result for the leak oracle: under kvmlike, passes iff no object is
+ * live (and dumps them otherwise); against the kernel, a SKIP.
+ */
+void kvm_test_no_leaks(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * len bytes, readable and writable, ending exactly where a PROT_NONE page
+ * begins: [p, p + len) is valid, p + len faults. Free with kvm_guarded_free.
+ */
+void *kvm_guarded_alloc(size_t len);
+void kvm_guarded_free(void *p, size_t len);
+/* A page-aligned address whose page was just unmapped (checked). */
+void *kvm_unmapped_page(void);
+
+/* The lowest fd number not in use: unchanged after a call that must not create an fd. */
+int kvm_lowest_free_fd(void);
+/* KVM_CHECK_EXTENSION on a VM fd. */
+int vm_check_cap(int vm_fd, long cap);
+/* Address spaces of a VM: KVM_CAP_MULTI_ADDRESS_SPACE, or 1 when it answers 0. */
+int vm_nr_address_spaces(int vm_fd);
+
 #endif
