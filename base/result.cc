@@ -21,12 +21,13 @@ const char* ErrorName(Error e) {
     case Error::kInterrupted: return "interrupted";
     case Error::kPermission: return "not permitted";
     case Error::kHwPoison: return "hardware poison";
+    case Error::kFileTooBig: return "file too big";
   }
   return "?";
 }
 
 Error FromErrno(int err) {
-  for (int i = 0; i <= static_cast<int>(Error::kHwPoison); i++) {
+  for (int i = 0; i <= static_cast<int>(Error::kFileTooBig); i++) {
     auto e = static_cast<Error>(i);
     if (ToErrno(e) == err) return e;
   }

@@ -28,6 +28,7 @@ enum class Error : uint8_t {
   kInterrupted,    // EINTR
   kPermission,     // EPERM
   kHwPoison,       // EHWPOISON
+  kFileTooBig,     // EFBIG
 };
 
 constexpr int ToErrno(Error e) {
@@ -49,6 +50,7 @@ constexpr int ToErrno(Error e) {
     case Error::kInterrupted: return EINTR;
     case Error::kPermission: return EPERM;
     case Error::kHwPoison: return EHWPOISON;
+    case Error::kFileTooBig: return EFBIG;
   }
   return EINVAL;
 }

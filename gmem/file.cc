@@ -136,7 +136,7 @@ Status CheckVfsFallocate(int mode, int64_t offset, int64_t len) {
     default:
       return Error::kNotSupported;
   }
-  if (offset > INT64_MAX - len) return Error::kTooBig;  // EFBIG in Linux
+  if (offset > INT64_MAX - len) return Error::kFileTooBig;
   return Status::Ok();
 }
 

@@ -95,30 +95,31 @@ class Inode::InvalidationScope {
   PgOffRange range_;
 };
 
+// Allocation is interruptible, as in the kernel: a signal that arrives between
+// chunks ends it with EINTR, keeping what was allocated so far.
 Status Inode::Allocate(PgOffRange range) {
   if (range.end.value() > nr_pages_) return Error::kInvalid;
-  if (memfd_backed()) {
-    off_t off = static_cast<off_t>(base::PagesToBytes(range.begin.value()));
-    off_t len = static_cast<off_t>(base::PagesToBytes(range.size()));
-    if (fallocate(own_fd_.get(), FALLOC_FL_KEEP_SIZE, off, len) != 0)
-      return errno == EINTR ? Error::kInterrupted : Error::kNoMemory;
-    return Status::Ok();
-  }
-  TRY_ASSIGN(FramePool * pool, sys_.pool());
-  base::SharedGuard inv(invalidate_lock_);
-  // Allocation is interruptible, as in the kernel: a signal that arrives
-  // between chunks ends it with EINTR, keeping what was allocated so far.
   base::InterruptibleSection signals;
   for (PgOff pos = range.begin; pos < range.end;) {
     PgOff end = std::min(range.end, pos + kAllocChunkPages);
-    {
-      base::MutexGuard g(pages_lock_);
-      TRY(pages_.Populate({pos, end}, *pool));
-    }
+    TRY(AllocateChunk({pos, end}));
     pos = end;
     if (pos < range.end && signals.Pending()) return Error::kInterrupted;
   }
   return Status::Ok();
+}
+
+Status Inode::AllocateChunk(PgOffRange range) {
+  if (memfd_backed()) {
+    off_t off = static_cast<off_t>(base::PagesToBytes(range.begin.value()));
+    off_t len = static_cast<off_t>(base::PagesToBytes(range.size()));
+    if (fallocate(own_fd_.get(), FALLOC_FL_KEEP_SIZE, off, len) != 0) return base::FromErrno(errno);
+    return Status::Ok();
+  }
+  TRY_ASSIGN(FramePool * pool, sys_.pool());
+  base::SharedGuard inv(invalidate_lock_);
+  base::MutexGuard g(pages_lock_);
+  return pages_.Populate(range, *pool);
 }
 
 Status Inode::Punch(PgOffRange range) {

@@ -68,6 +68,7 @@ class Inode : public base::RefCounted<Inode> {
 
  private:
   Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, base::UniqueFd own);
+  base::Status AllocateChunk(PgOffRange range);
   base::Status PunchPages(PgOffRange range);
 
   // Calls Begin on construction and End on destruction for every binding of

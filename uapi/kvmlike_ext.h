@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * kvmlike's own ioctls, in a range of their own (type KVMLIKE_IO), issued on a
- * /dev/kvm fd. The real kernel answers every one of them with ENOTTY, which is
- * how a program tells whether it talks to kvmlike.
+ * /dev/kvm fd. The real kernel refuses every one of them (x86 answers unknown
+ * system ioctls with EINVAL), which is how a program tells whether it talks to
+ * kvmlike: KVMLIKE_PROBE returns KVMLIKE_MAGIC only there.
  *
  * KVMLIKE_DEBUG_OBJECTS is the leak oracle: it lists every live object of the
  * process's kvmlike instance with its counts. A test that closed everything it
@@ -34,7 +35,8 @@ struct kvmlike_obj_info {
 	__s64 refs;   /* see kind */
 	__u64 parent; /* file, memslot: VM id */
 	__u64 pages;  /* inode: present pages; memslot: npages; file: inode id */
-	__u64 aux;    /* vm: type; file: 1 once released; memslot: bound file id (0 = none) */
+	__u64 aux;    /* vm: type; file: 1 once released; memslot: id of the file it is
+		       * bound to (0 = none), also after that file was released */
 };
 
 struct kvmlike_debug_objects {
