@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
 
 #include <atomic>
 #include <mutex>
@@ -76,6 +78,9 @@ int kvmlike_open_dev(int flags) {
 int kvmlike_ioctl(int fd, unsigned long request, unsigned long arg) {
   base::RefPtr<FdObject> obj = LookupOrEbadf(fd);
   if (!obj) return -1;
+  // The VFS answers these for every file before the file's own ioctl.
+  if (request == FIOCLEX || request == FIONCLEX || request == FIONBIO || request == FIOASYNC)
+    return ioctl(fd, request, arg);
   base::Result<long> r = obj->Ioctl(request, arg);
   return r.ok() ? static_cast<int>(r.value()) : Fail(r.error());
 }
@@ -130,6 +135,14 @@ int kvmlike_munmap(void* addr, size_t len) {
   return r;
 }
 
+void kvmlike_mremapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len) {
+  if (Frontend* f = frontend::GetIfCreated()) f->fds.MoveMappings(old_addr, old_len, new_addr, new_len);
+}
+
+void kvmlike_fds_closed(unsigned int first, unsigned int last) {
+  if (Frontend* f = frontend::GetIfCreated()) f->fds.ForgetRange(first, last);
+}
+
 int kvmlike_fallocate(int fd, int mode, off_t offset, off_t len) {
   base::RefPtr<FdObject> obj = LookupOrEbadf(fd);
   if (!obj) return -1;
@@ -146,7 +159,18 @@ int kvmlike_fstat(int fd, struct stat* st) {
     base::Status s = gmem->Fstat(fd, st);
     return s.ok() ? 0 : Fail(s.error());
   }
-  return fstat(fd, st);
+  // /dev/kvm is the misc character device 10:232; a VM fd is an anonymous
+  // inode (mode 0600, no file type). The memfd behind them gives the rest.
+  if (fstat(fd, st) != 0) return -1;
+  st->st_size = 0;
+  st->st_blocks = 0;
+  if (obj->kind() == FdObject::Kind::kSystem) {
+    st->st_mode = S_IFCHR | 0600;
+    st->st_rdev = makedev(10, 232);
+  } else {
+    st->st_mode = 0600;
+  }
+  return 0;
 }
 
 int kvmlike_ftruncate(int fd, off_t) {

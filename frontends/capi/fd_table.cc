@@ -1,5 +1,6 @@
 #include "frontends/capi/fd_table.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace frontend {
@@ -117,6 +118,31 @@ void FdTable::RemoveMappings(void* addr, size_t len) {
       dropped.push_back(std::move(p.use));
     }
     nr_pieces_.store(pieces_.size(), std::memory_order_release);
+  }
+}
+
+void FdTable::MoveMappings(void* old, size_t old_len, void* to, size_t new_len) {
+  std::shared_ptr<MappingUse> use;
+  {
+    base::MutexGuard g(map_lock_);
+    auto it = pieces_.find(reinterpret_cast<uintptr_t>(old));
+    if (it == pieces_.end()) return;
+    use = it->second.use;
+  }
+  RemoveMappings(old, old_len);
+  base::MutexGuard g(map_lock_);
+  auto start = reinterpret_cast<uintptr_t>(to);
+  pieces_[start] = Piece{start + new_len, std::move(use)};
+  nr_pieces_.store(pieces_.size(), std::memory_order_release);
+}
+
+void FdTable::ForgetRange(unsigned int first, unsigned int last) {
+  for (unsigned int chunk = first >> kChunkShift; chunk < kMaxChunks && chunk <= (last >> kChunkShift); chunk++) {
+    if (!chunks_[chunk].load(std::memory_order_acquire)) continue;
+    unsigned int lo = std::max(first, chunk << kChunkShift);
+    unsigned int hi = std::min(last, ((chunk + 1) << kChunkShift) - 1);
+    for (unsigned int fd = lo; fd <= hi; fd++)
+      if (Owns(static_cast<int>(fd))) Forget(static_cast<int>(fd));
   }
 }
 

@@ -40,6 +40,11 @@ class FdTable final : public kvmlike::FdDirectory {
   // mappings lose those pieces; a mapping with no piece left drops its user.
   void RemoveMappings(void* addr, size_t len);
   bool OwnsRange(const void* addr, size_t len);
+  // The kernel moved [old, +old_len) to [to, +new_len): the mapping uses found
+  // there now cover the new range.
+  void MoveMappings(void* old, size_t old_len, void* to, size_t new_len);
+  // Forget every fd in [first, last].
+  void ForgetRange(unsigned int first, unsigned int last);
 
  private:
   static constexpr int kChunkShift = 10;

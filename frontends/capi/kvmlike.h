@@ -56,6 +56,15 @@ void *kvmlike_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 /* munmap(2) of a range that may hold kvmlike mappings (drops their uses). */
 int kvmlike_munmap(void *addr, size_t len);
 
+/*
+ * The kernel moved or resized [old_addr, +old_len) to [new_addr, +new_len)
+ * (mremap): kvmlike mappings there follow it.
+ */
+void kvmlike_mremapped(void *old_addr, size_t old_len, void *new_addr, size_t new_len);
+
+/* The kernel closed every fd in [first, last] (close_range, closefrom). */
+void kvmlike_fds_closed(unsigned int first, unsigned int last);
+
 /* fallocate(2) on a kvmlike fd. */
 int kvmlike_fallocate(int fd, int mode, off_t offset, off_t len);
 
