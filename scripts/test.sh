@@ -61,6 +61,16 @@ if [ $quick -eq 0 ]; then
     unset KVMLIKE_ASAN_RUNTIME
   fi
 
+  note "Linux 7.2 config (configs/linux72_defconfig): unit suites"
+  run_build linux72 "$root/build-linux72" -DCMAKE_BUILD_TYPE=Release \
+    -DKVMLIKE_DEFCONFIG="$root/configs/linux72_defconfig"
+  status=$?
+  count "linux72 build" $status
+  if [ $status -eq 0 ]; then
+    (cd "$root/build-linux72" && ctest --output-on-failure -j2 -R '^(gmem|kvmlike)\.' 2>&1 | tail -5)
+    count "linux72 doctest suites" "${PIPESTATUS[0]}"
+  fi
+
   note "clang -Wthread-safety build"
   run_build clang "$root/build-clang" -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++

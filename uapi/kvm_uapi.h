@@ -157,7 +157,7 @@ static inline struct kvm_run_memory_fault *kvm_run_mem_fault(struct kvm_run *run
 #ifdef __cplusplus
 	return reinterpret_cast<struct kvm_run_memory_fault *>(reinterpret_cast<char *>(run) + 32);
 #else
-	return (struct kvm_run_memory_fault *)((char *)run + 32);
+	return (struct kvm_run_memory_fault *)(void *)((char *)run + 32);
 #endif
 }
 

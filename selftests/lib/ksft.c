@@ -31,6 +31,8 @@ void ksft_set_plan(unsigned int plan)
 }
 
 static void vline(const char *prefix, const char *suffix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void vline(const char *prefix, const char *suffix, const char *fmt, va_list ap)
 {
 	printf("%s", prefix);
 	vprintf(fmt, ap);
@@ -45,6 +47,8 @@ void ksft_print_msg(const char *fmt, ...)
 	va_end(ap);
 }
 
+static void result(const char *tap, const char *directive, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 static void result(const char *tap, const char *directive, const char *fmt, va_list ap)
 {
 	char prefix[64];

@@ -652,7 +652,9 @@ int main(int argc, char** argv) {
     }
     setenv("KVMLIKE_PRELOAD_TEST_REEXEC", "1", 1);
     setenv("LD_PRELOAD", KVMLIKE_PRELOAD_FAKE, 1);
-    setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 0);
+    std::string asan = "verify_asan_link_order=0";
+    if (const char* old = getenv("ASAN_OPTIONS"); old && *old) asan = std::string(old) + ":" + asan;
+    setenv("ASAN_OPTIONS", asan.c_str(), 1);
     execv("/proc/self/exe", argv);
     perror("execv");
     return 1;
