@@ -14,14 +14,25 @@ using base::Error;
 using base::Result;
 using base::Status;
 
+// The reservation is 2 MiB aligned, so that 2 MiB guest mappings of pool
+// frames can line up with the host's pages. (Transparent huge pages for the
+// pool were measured slower here: a first populate of 1 GiB dropped from
+// ~2 GiB/s to 0.4 GiB/s, the host compacting memory for each 2 MiB page.)
 Result<std::unique_ptr<FramePool>> FramePool::Create(uint64_t reserve_bytes) {
-  void* p = mmap(nullptr, reserve_bytes, PROT_READ | PROT_WRITE,
+  constexpr uint64_t kHuge = uint64_t{2} << 20;
+  reserve_bytes = (reserve_bytes + kHuge - 1) & ~(kHuge - 1);
+  void* p = mmap(nullptr, reserve_bytes + kHuge, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return Error::kNoMemory;
+  auto raw = reinterpret_cast<uintptr_t>(p);
+  uintptr_t base = (raw + kHuge - 1) & ~(kHuge - 1);
+  if (base > raw) munmap(p, base - raw);
+  munmap(reinterpret_cast<void*>(base + reserve_bytes), raw + kHuge - base);
+  void* pool = reinterpret_cast<void*>(base);
   // Private memory must not be inherited by helper processes the VMM forks.
-  madvise(p, reserve_bytes, MADV_DONTFORK);
+  madvise(pool, reserve_bytes, MADV_DONTFORK);
   return std::unique_ptr<FramePool>(
-      new FramePool(static_cast<char*>(p), reserve_bytes >> base::kPageShift));
+      new FramePool(static_cast<char*>(pool), reserve_bytes >> base::kPageShift));
 }
 
 FramePool::~FramePool() { munmap(base_, nr_frames_ << base::kPageShift); }

@@ -18,7 +18,10 @@ using base::RefPtr;
 using base::Result;
 
 System::System(FdDirectory& fds)
-    : fds_(fds), gmem_(base::config::kPoolReserveGiB << 30), pid_(getpid()) {}
+    : fds_(fds), gmem_(base::config::kPoolReserveGiB << 30), pid_(getpid()) {
+  // Bad ioctl argument pointers must give EFAULT, not a crash.
+  base::InstallUserCopyFaultHandler();
+}
 
 System::~System() = default;
 

@@ -48,7 +48,8 @@ run_suite release "$root/build"
 
 if [ $quick -eq 0 ]; then
   note "asan+ubsan build"
-  run_build asan "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DKVMLIKE_SANITIZE=address
+  run_build asan "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DKVMLIKE_SANITIZE=address \
+    -DKVMLIKE_DEFCONFIG="$root/configs/debug_defconfig"
   status=$?
   count "asan build" $status
   if [ $status -eq 0 ]; then
@@ -73,6 +74,7 @@ if [ $quick -eq 0 ]; then
 
   note "clang -Wthread-safety build"
   run_build clang "$root/build-clang" -DCMAKE_BUILD_TYPE=Debug \
+    -DKVMLIKE_DEFCONFIG="$root/configs/debug_defconfig" \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
   status=$?
   count "clang thread-safety build" $status

@@ -14,6 +14,7 @@
 #include <new>
 
 #include "frontends/capi/frontend.h"
+#include "base/user_copy.h"
 #include "kvmlike/gmem_fd.h"
 
 namespace frontend {
@@ -214,6 +215,10 @@ int kvmlike_madvise(void* addr, size_t len, int advice) {
   Frontend* f = frontend::GetIfCreated();
   if (advice == kMadvCollapse && f && f->fds.OwnsRange(addr, len)) return Fail(base::Error::kInvalid);
   return -2;
+}
+
+int kvmlike_sigaction(int sig, const struct sigaction* act, struct sigaction* oldact) {
+  return base::ChainFaultSigaction(sig, act, oldact) ? 0 : -2;
 }
 
 void kvmlike_atfork_child(void) {

@@ -17,6 +17,7 @@
 #define KVMLIKE_FRONTENDS_CAPI_KVMLIKE_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -104,6 +105,14 @@ int kvmlike_setattr(int fd);
  * when the call should go to the kernel unchanged.
  */
 int kvmlike_madvise(void *addr, size_t len, int advice);
+
+/*
+ * sigaction(2) for SIGSEGV and SIGBUS while kvmlike's fault handlers are in
+ * front (they turn faults on bad ioctl argument pointers into EFAULT): the
+ * caller's handler is chained behind kvmlike's and 0 returned. -2 when the
+ * call should go to the kernel unchanged.
+ */
+int kvmlike_sigaction(int sig, const struct sigaction *act, struct sigaction *oldact);
 
 /* After fork() in the child: VM and vCPU ioctls answer EIO from now on. */
 void kvmlike_atfork_child(void);

@@ -311,4 +311,18 @@ long syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
   return raw::Result(raw::Syscall6(nr, a0, a1, a2, a3, a4, a5));
 }
 
+// Before dlsym has resolved them there is nothing to chain; the raw
+// rt_sigaction needs the kernel's struct layout, which glibc's differs from,
+// so these two have no raw fallback and fail with ENOSYS instead.
+int sigaction(int sig, const struct sigaction* act, struct sigaction* oldact) {
+  if (auto* fn = real::sigaction.Get()) return fn(sig, act, oldact);
+  errno = ENOSYS;
+  return -1;
+}
+sighandler_t signal(int sig, sighandler_t handler) {
+  if (auto* fn = real::signal.Get()) return fn(sig, handler);
+  errno = ENOSYS;
+  return SIG_ERR;
+}
+
 }  // namespace preload::libc

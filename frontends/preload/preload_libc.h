@@ -11,6 +11,7 @@
 #ifndef KVMLIKE_FRONTENDS_PRELOAD_PRELOAD_LIBC_H
 #define KVMLIKE_FRONTENDS_PRELOAD_PRELOAD_LIBC_H
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -87,6 +88,8 @@ int fxstat64(int ver, int fd, struct stat64* st);
 int fxstatat(int ver, int dirfd, const char* path, struct stat* st, int flags);
 int fxstatat64(int ver, int dirfd, const char* path, struct stat64* st, int flags);
 
+int sigaction(int sig, const struct sigaction* act, struct sigaction* oldact);
+sighandler_t signal(int sig, sighandler_t handler);
 pid_t fork();
 pid_t Fork();  // _Fork
 long syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);

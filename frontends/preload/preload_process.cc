@@ -7,6 +7,7 @@
 // paths that see the same fork report it once. vfork() is not interposed: its child shares
 // the parent's stack and memory until it execs, and must not run kvmlike code.
 #include <pthread.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,4 +58,26 @@ PRELOAD_EXPORT pid_t _Fork() {
   pid_t pid = preload::libc::Fork();
   if (pid == 0) preload::ChildAfterFork();
   return pid;
+}
+
+// SIGSEGV and SIGBUS: once kvmlike's fault handlers are in front (they turn a
+// bad ioctl argument pointer into EFAULT), a program's handler is chained
+// behind them instead of replacing them; every other signal goes to libc.
+PRELOAD_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* oldact) {
+  int r = kvmlike_sigaction(sig, act, oldact);
+  if (r != preload::kPassToKernel) return r;
+  return preload::libc::sigaction(sig, act, oldact);
+}
+
+// glibc's signal() has BSD semantics: the handler stays installed and
+// interrupted calls restart.
+PRELOAD_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
+  struct sigaction act {};
+  act.sa_handler = handler;
+  act.sa_flags = SA_RESTART;
+  sigemptyset(&act.sa_mask);
+  sigaddset(&act.sa_mask, sig);
+  struct sigaction old {};
+  if (kvmlike_sigaction(sig, &act, &old) == 0) return old.sa_handler;
+  return preload::libc::signal(sig, handler);
 }

@@ -9,6 +9,7 @@
 #ifndef KVMLIKE_FRONTENDS_PRELOAD_PRELOAD_REAL_H
 #define KVMLIKE_FRONTENDS_PRELOAD_PRELOAD_REAL_H
 
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -63,7 +64,7 @@ class RealSymbol {
   X(__pread64_chk)                                                                       \
   X(fstat) X(fstat64) X(fstatat) X(fstatat64) X(statx) X(__fxstat) X(__fxstat64)         \
   X(__fxstatat) X(__fxstatat64)                                                          \
-  X(fork) X(_Fork) X(syscall)
+  X(sigaction) X(signal) X(fork) X(_Fork) X(syscall)
 
 namespace real {
 // The function types keep glibc's parameter attributes (nonnull, ...), which a template

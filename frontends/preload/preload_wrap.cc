@@ -110,6 +110,10 @@ void* __wrap_mremap(void* old_addr, size_t old_len, size_t new_len, int flags, .
   return libc::mremap(old_addr, old_len, new_len, flags, new_addr);
 }
 int __wrap_madvise(void* addr, size_t len, int advice) { return libc::madvise(addr, len, advice); }
+int __wrap_sigaction(int sig, const struct sigaction* act, struct sigaction* oldact) {
+  return libc::sigaction(sig, act, oldact);
+}
+sighandler_t __wrap_signal(int sig, sighandler_t handler) { return libc::signal(sig, handler); }
 int __wrap_fchmod(int fd, mode_t mode) { return libc::fchmod(fd, mode); }
 int __wrap_fchown(int fd, uid_t owner, gid_t group) { return libc::fchown(fd, owner, group); }
 int __wrap_futimens(int fd, const struct timespec times[2]) { return libc::futimens(fd, times); }
