@@ -73,6 +73,13 @@ TEST_CASE("user copies fail with kFault instead of crashing") {
   munmap(page, 4096);
 }
 
+// An address with nothing mapped (not NULL: UBSan would stop at a null store).
+volatile int* UnmappedInt() {
+  void* p = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  munmap(p, 4096);
+  return static_cast<volatile int*>(p);
+}
+
 TEST_CASE("faults outside the copy still take their normal course") {
   fflush(stdout);
   pid_t pid = fork();
@@ -86,8 +93,7 @@ TEST_CASE("faults outside the copy still take their normal course") {
     ChainFaultSigaction(SIGSEGV, &dfl, nullptr);
     uint64_t out;
     if (CopyFromUser(&out, 8, sizeof out).ok()) _exit(1);  // fixed up, not fatal
-    volatile int* volatile bad = nullptr;
-    *bad = 1;  // not the copy instruction: the default action must kill us
+    *UnmappedInt() = 1;  // not the copy instruction: the default action must kill us
     _exit(0);
   }
   int status = 0;
@@ -106,10 +112,7 @@ TEST_CASE("a handler set later through the chain sees foreign faults") {
     sa.sa_handler = [](int) { _exit(42); };
     ChainFaultSigaction(SIGSEGV, &sa, nullptr);
     uint64_t out;
-    if (!CopyFromUser(&out, 8, sizeof out).ok()) {  // still fixed up, not chained
-      volatile int* volatile bad = nullptr;
-      *bad = 1;
-    }
+    if (!CopyFromUser(&out, 8, sizeof out).ok()) *UnmappedInt() = 1;  // fixed up, then chained
     _exit(1);
   }
   int status = 0;
