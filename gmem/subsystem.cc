@@ -47,24 +47,21 @@ void Subsystem::Unregister(File& f) {
 // Snapshots take references (unless the object is dying) and report outside
 // the registry lock: reporting may take the objects' own locks, which come
 // before this leaf lock in the lock order.
+template <typename T, typename List>
+std::vector<base::RefPtr<T>> Subsystem::Snapshot(List& list) {
+  std::vector<base::RefPtr<T>> snap;
+  MutexGuard g(lock_);
+  for (T& obj : list)
+    if (auto r = base::RefPtr<T>::TryFromRaw(&obj)) snap.push_back(std::move(r));
+  return snap;
+}
+
 void Subsystem::ForEachInode(const std::function<void(const InodeInfo&)>& fn) {
-  std::vector<base::RefPtr<Inode>> snap;
-  {
-    MutexGuard g(lock_);
-    for (Inode& i : inodes_)
-      if (auto r = base::RefPtr<Inode>::TryFromRaw(&i)) snap.push_back(std::move(r));
-  }
-  for (auto& i : snap) fn({i->id(), i->ref_count() - 1, i->nr_present()});
+  for (auto& i : Snapshot<Inode>(inodes_)) fn({i->id(), i->ref_count() - 1, i->nr_present()});
 }
 
 void Subsystem::ForEachFile(const std::function<void(const FileInfo&)>& fn) {
-  std::vector<base::RefPtr<File>> snap;
-  {
-    MutexGuard g(lock_);
-    for (File& f : files_)
-      if (auto r = base::RefPtr<File>::TryFromRaw(&f)) snap.push_back(std::move(r));
-  }
-  for (auto& f : snap)
+  for (auto& f : Snapshot<File>(files_))
     fn({f->id(), f->inode_id(), f->vm_id(), f->users(), f->ref_count() - 1, f->released()});
 }
 
