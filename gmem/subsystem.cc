@@ -44,24 +44,37 @@ void Subsystem::Unregister(File& f) {
   files_.erase(files_.iterator_to(f));
 }
 
-// Snapshots take references (unless the object is dying) and report outside
-// the registry lock: reporting may take the objects' own locks, which come
-// before this leaf lock in the lock order.
+namespace {
+
+// Snapshots take references (unless the object is dying) under the registry
+// lock and report outside it: reporting may take the objects' own locks,
+// which come before this leaf lock in the lock order.
 template <typename T, typename List>
-std::vector<base::RefPtr<T>> Subsystem::Snapshot(List& list) {
+std::vector<base::RefPtr<T>> Snapshot(List& list) {
   std::vector<base::RefPtr<T>> snap;
-  MutexGuard g(lock_);
   for (T& obj : list)
     if (auto r = base::RefPtr<T>::TryFromRaw(&obj)) snap.push_back(std::move(r));
   return snap;
 }
 
+}  // namespace
+
 void Subsystem::ForEachInode(const std::function<void(const InodeInfo&)>& fn) {
-  for (auto& i : Snapshot<Inode>(inodes_)) fn({i->id(), i->ref_count() - 1, i->nr_present()});
+  std::vector<base::RefPtr<Inode>> snap;
+  {
+    MutexGuard g(lock_);
+    snap = Snapshot<Inode>(inodes_);
+  }
+  for (auto& i : snap) fn({i->id(), i->ref_count() - 1, i->nr_present()});
 }
 
 void Subsystem::ForEachFile(const std::function<void(const FileInfo&)>& fn) {
-  for (auto& f : Snapshot<File>(files_))
+  std::vector<base::RefPtr<File>> snap;
+  {
+    MutexGuard g(lock_);
+    snap = Snapshot<File>(files_);
+  }
+  for (auto& f : snap)
     fn({f->id(), f->inode_id(), f->vm_id(), f->users(), f->ref_count() - 1, f->released()});
 }
 

@@ -45,9 +45,6 @@ class Subsystem {
   void Unregister(File& f) TA_EXCLUDES(lock_);
 
  private:
-  template <typename T, typename List>
-  std::vector<base::RefPtr<T>> Snapshot(List& list) TA_EXCLUDES(lock_);
-
   const uint64_t pool_reserve_;
   base::Mutex lock_{base::LockClass::kLeaf};
   std::unique_ptr<FramePool> pool_ TA_GUARDED_BY(lock_);

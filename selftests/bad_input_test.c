@@ -12,6 +12,7 @@
  * reference/kvm-uapi.md. Expected errnos are those of the 6.18 kernel.
  */
 #include "kvm_util.h"
+#include "mem_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +22,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#define KVM_MAX_CPUID_ENTRIES 256
 
 static int kvm_fd, vm_fd, attr_vm_fd = -1;
 static char *slot_mem; /* backs the normal slots created here */
@@ -88,15 +87,6 @@ struct placed {
 	size_t map_len;
 };
 
-static size_t page_round(size_t n) { return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
-
-static void *map_anon(size_t len, int prot)
-{
-	void *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	TEST_ASSERT(p != MAP_FAILED, "mmap %zu", len);
-	return p;
-}
-
 /*
  * Puts `len` bytes of `tmpl` where `kind` says, as far as they can be
  * written (a straddling struct gets its mapped prefix).
@@ -121,7 +111,7 @@ static struct placed place_arg(enum ptr_kind kind, const void *tmpl, size_t len)
 		pl.arg = (void *)0x8000000000000000ul;
 		break;
 	case P_PROT_NONE:
-		pl.map = pl.arg = map_anon(PAGE_SIZE, PROT_NONE);
+		pl.map = pl.arg = map_anon(PAGE_SIZE, PROT_NONE, MAP_PRIVATE);
 		pl.map_len = PAGE_SIZE;
 		break;
 	case P_UNMAPPED:
@@ -134,7 +124,7 @@ static struct placed place_arg(enum ptr_kind kind, const void *tmpl, size_t len)
 		size_t valid = kind == P_EXACT_END ? len
 			       : kind == P_LAST_BYTE_NONE ? len - 1
 							   : len / 2;
-		m = map_anon(span, PROT_READ | PROT_WRITE);
+		m = map_anon(span, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 		char *guard = m + span - PAGE_SIZE;
 		pl.arg = guard - valid;
 		memcpy(pl.arg, tmpl, valid);
@@ -149,14 +139,14 @@ static struct placed place_arg(enum ptr_kind kind, const void *tmpl, size_t len)
 		break;
 	}
 	case P_ODD:
-		m = map_anon(span, PROT_READ | PROT_WRITE);
+		m = map_anon(span, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 		pl.arg = m + 1;
 		memcpy(pl.arg, tmpl, len);
 		pl.map = m;
 		pl.map_len = span;
 		break;
 	case P_READONLY:
-		m = map_anon(span, PROT_READ | PROT_WRITE);
+		m = map_anon(span, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 		memcpy(m, tmpl, len);
 		TEST_ASSERT(mprotect(m, span, PROT_READ) == 0, "mprotect");
 		pl.arg = m;
@@ -412,7 +402,7 @@ static void test_cpuid_sizing(void)
 
 	/* header read-only, entries writable: the header write-back faults */
 	size_t len = sizeof(struct kvm_cpuid2) + n * sizeof(struct kvm_cpuid_entry2);
-	char *m = map_anon(page_round(len) + PAGE_SIZE, PROT_READ | PROT_WRITE);
+	char *m = map_anon(page_round(len) + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	struct kvm_cpuid2 *c = (struct kvm_cpuid2 *)(m + PAGE_SIZE - sizeof(*c));
 	c->nent = n;
 	TEST_ASSERT(mprotect(m, PAGE_SIZE, PROT_READ) == 0, "mprotect");
@@ -457,12 +447,6 @@ static void test_gmem_flags_sw(void)
 	int vm = vm_create(KVM_X86_SW_PROTECTED_VM);
 	sweep_gmem_flags(vm, "SW_PROTECTED VM");
 	close(vm);
-}
-
-static const char *need_sw_protected(void)
-{
-	return kvm_has_vm_type(KVM_X86_SW_PROTECTED_VM) ? NULL
-							: "KVM_X86_SW_PROTECTED_VM not offered";
 }
 
 static const struct {
@@ -764,8 +748,7 @@ int main(void)
 		attr_vm_fd = vm_create(kvm_has_vm_type(KVM_X86_SW_PROTECTED_VM)
 					       ? KVM_X86_SW_PROTECTED_VM
 					       : KVM_X86_DEFAULT_VM);
-	slot_mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	TEST_ASSERT(slot_mem != MAP_FAILED, "mmap");
+	slot_mem = map_anon(SZ_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	cpuid_n = query_cpuid_count();
 	struct_ioctls[IO_CPUID].size =
 		sizeof(struct kvm_cpuid2) + cpuid_n * sizeof(struct kvm_cpuid_entry2);

@@ -13,11 +13,11 @@
  * Runs unchanged against the real /dev/kvm and under the kvmlike interposer.
  */
 #include "kvm_util.h"
+#include "mem_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,28 +25,12 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-/*
- * F_GETFL reports the kernel's O_LARGEFILE bit; glibc defines O_LARGEFILE as 0
- * on 64-bit targets, so the kernel value is spelled out here.
- */
-#define KERNEL_O_LARGEFILE 0100000
 
 #define KEEP FALLOC_FL_KEEP_SIZE
 #define PUNCH (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)
-#define SHARED_FLAGS (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
 
 #define EXEC_CHECK_ARG "--exec-check"
-
-#define FAILS_WITH(expr, want)                          \
-	({                                              \
-		errno = 0;                              \
-		long fw_ret = (long)(expr);             \
-		int fw_err = errno;                     \
-		expect_errno(fw_ret, fw_err, want);     \
-	})
 
 static size_t page_size;
 
@@ -54,87 +38,17 @@ static size_t page_size;
 static struct {
 	int vm;
 	bool shared; /* the VM offers MMAP|INIT_SHARED */
-	uint64_t flags; /* SHARED_FLAGS if offered, else 0 */
+	uint64_t flags; /* GMEM_FLAGS_SHARED if offered, else 0 */
 } env;
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t vm_gmem_flags(int vm)
-{
-	int r = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
-	if (r < 0)
-		r = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
-	return r > 0 ? (uint64_t)r : 0;
-}
-
-static uint8_t *map_shared(int fd, size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		ksft_print_msg("mmap(0x%zx, MAP_SHARED): %s", len, strres(-1, errno));
-		return NULL;
-	}
-	return p;
-}
-
-static bool bytes_are(const uint8_t *p, size_t len, uint8_t val)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] != val) {
-			ksft_print_msg("byte 0x%zx is 0x%02x, want 0x%02x", i, p[i], val);
-			return false;
-		}
-	}
-	return true;
-}
-
-static uint8_t pattern(size_t i) { return (uint8_t)(i * 7 + 3); }
-
-static bool is_pattern(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] != pattern(i)) {
-			ksft_print_msg("byte 0x%zx is 0x%02x, want 0x%02x", i, p[i], pattern(i));
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool succeeded(long r, int err, const char *what)
-{
-	if (r >= 0)
-		return true;
-	ksft_print_msg("%s: got %s, want success", what, strres(r, err));
-	return false;
-}
-
-static bool fallocate_ok(int fd, int mode, off_t off, off_t len)
-{
-	errno = 0;
-	return succeeded(fallocate(fd, mode, off, len), errno, "fallocate");
-}
-
 static void skip_lines(unsigned int n, const char *what)
 {
 	for (unsigned int i = 0; i < n; i++)
 		ksft_test_result_skip("%s: the default VM does not offer MMAP|INIT_SHARED", what);
-}
-
-/* Waits for a child and says whether it exited 0. */
-static bool child_ok(pid_t pid)
-{
-	int status;
-	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid");
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return true;
-	if (WIFSIGNALED(status))
-		ksft_print_msg("child killed by %s", strsignal(WTERMSIG(status)));
-	else
-		ksft_print_msg("child exit status %d", WEXITSTATUS(status));
-	return false;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -155,7 +69,7 @@ static void test_fstat(void)
 	ksft_test_result(ok, "rule 5 / D: fstat: S_IFREG|0600, st_size = size, st_blksize = 4096");
 
 	/* The memory is not accounted as file blocks, however much is populated. */
-	ok = fallocate_ok(fd, KEEP, 0, (off_t)size);
+	ok = fallocate_is(fd, KEEP, 0, (off_t)size, 0);
 	if (ok && env.shared) {
 		uint8_t *m = map_shared(fd, size);
 		ok = m != NULL;
@@ -225,15 +139,14 @@ static void test_exec(void)
 	snprintf(fdstr, sizeof(fdstr), "%d", fd);
 	snprintf(sizestr, sizeof(sizestr), "%zu", size);
 
-	fflush(stdout);
-	pid_t pid = fork();
-	TEST_ASSERT(pid >= 0, "fork");
+	pid_t pid = kvm_fork();
 	if (pid == 0) {
 		execl("/proc/self/exe", "guest_memfd_fd_test", EXEC_CHECK_ARG, fdstr, sizestr,
 		      (char *)NULL);
 		_exit(127);
 	}
-	ksft_test_result(child_ok(pid), "rule 3: the fd survives execve (same size after exec)");
+	ksft_test_result(kvm_child_ok(pid),
+			 "rule 3: the fd survives execve (same size after exec)");
 	close(fd);
 }
 
@@ -259,8 +172,7 @@ static void test_dup(void)
 		m2 = map_shared(copy, size);
 		bool ok = m1 && m2;
 		if (ok) {
-			for (size_t i = 0; i < size; i++)
-				m1[i] = pattern(i);
+			fill_pattern(m1, size);
 			ok = is_pattern(m2, size);
 		}
 		ksft_test_result(ok, "D: bytes written via a mapping of one fd read back via a mapping of the dup");
@@ -270,8 +182,8 @@ static void test_dup(void)
 
 	/* The file lives on in the dup (and in mappings) after the original closes. */
 	close(fd);
-	bool ok = fallocate_ok(copy, PUNCH, 0, (off_t)page_size) &&
-		  fallocate_ok(copy, KEEP, 0, (off_t)size);
+	bool ok = fallocate_is(copy, PUNCH, 0, (off_t)page_size, 0) &&
+		  fallocate_is(copy, KEEP, 0, (off_t)size, 0);
 	if (ok && m2)
 		ok = bytes_are(m2, page_size, 0) && is_pattern(m2 + page_size, page_size) &&
 		     bytes_are(m1, page_size, 0);
@@ -360,19 +272,15 @@ static void test_fork(void)
 		TEST_ASSERT(m, "map a MMAP|INIT_SHARED file");
 		memset(m, 0xaa, size);
 	}
-	struct fork_report *rep = mmap(NULL, sizeof(*rep), PROT_READ | PROT_WRITE,
-				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	TEST_ASSERT(rep != MAP_FAILED, "report page");
+	struct fork_report *rep = map_anon(sizeof(*rep), PROT_READ | PROT_WRITE, MAP_SHARED);
 	memset(rep, 0, sizeof(*rep));
 
-	fflush(stdout);
-	pid_t pid = fork();
-	TEST_ASSERT(pid >= 0, "fork");
+	pid_t pid = kvm_fork();
 	if (pid == 0) {
 		fork_child(rep, kvm, fd, st.st_ino, size);
 		_exit(0);
 	}
-	bool exited = child_ok(pid) && rep->done;
+	bool exited = kvm_child_ok(pid) && rep->done;
 
 	ksft_test_result(exited && rep->same_inode,
 			 "rule 3 / D: the fd is inherited over fork (child's fstat: same inode)");
@@ -470,8 +378,9 @@ static bool send_fd(int sock, int fd)
  * mmap(MAP_SHARED), as a device-emulation helper would. It was forked before
  * the file existed, so the socket is its only way to the file.
  */
-static void scm_receiver(int sock)
+static void scm_receiver(int sock, void *arg)
 {
+	(void)arg;
 	struct scm_report rep = { 0 };
 	int fd = recv_fd(sock);
 	struct stat st;
@@ -485,7 +394,7 @@ static void scm_receiver(int sock)
 		} else {
 			rep.saw_pattern = 1;
 			for (size_t i = 0; i < page_size; i++)
-				rep.saw_pattern &= m[i] == pattern(i);
+				rep.saw_pattern &= m[i] == pattern_byte(i);
 			memset(m + page_size, 0xc3, len - page_size);
 			munmap(m, len);
 		}
@@ -503,27 +412,18 @@ static void test_scm_rights(void)
 		return;
 	}
 	const size_t size = 4 * page_size;
-	int sv[2];
-	TEST_ASSERT(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), "socketpair");
-	fflush(stdout);
-	pid_t pid = fork();
-	TEST_ASSERT(pid >= 0, "fork");
-	if (pid == 0) {
-		close(sv[0]);
-		scm_receiver(sv[1]);
-	}
-	close(sv[1]);
+	int sock;
+	pid_t pid = kvm_fork_connected(scm_receiver, NULL, &sock);
 
 	int fd = gmem_create(env.vm, size, env.flags);
 	uint8_t *m = map_shared(fd, size);
 	TEST_ASSERT(m, "map a MMAP|INIT_SHARED file");
-	for (size_t i = 0; i < page_size; i++)
-		m[i] = pattern(i);
+	fill_pattern(m, page_size);
 	struct scm_report rep = { 0 };
-	bool sent = send_fd(sv[0], fd);
-	bool got = sent && read(sv[0], &rep, sizeof(rep)) == sizeof(rep);
-	bool exited = child_ok(pid) && got;
-	close(sv[0]);
+	bool sent = send_fd(sock, fd);
+	bool got = sent && read(sock, &rep, sizeof(rep)) == sizeof(rep);
+	bool exited = kvm_child_ok(pid) && got;
+	close(sock);
 
 	ksft_test_result(exited && rep.got_fd && rep.st_size == (long long)size,
 			 "D: guest_memfd passed with SCM_RIGHTS: receiver's fstat st_size = %lld (want %zu)",
@@ -551,13 +451,12 @@ static void test_vm_closed(void)
 	if (env.shared) {
 		m = map_shared(fd, size);
 		TEST_ASSERT(m, "map a MMAP|INIT_SHARED file");
-		for (size_t i = 0; i < size; i++)
-			m[i] = pattern(i);
+		fill_pattern(m, size);
 	}
 	close(vm);
 
-	bool ok = fallocate_ok(fd, PUNCH, 3 * (off_t)page_size, (off_t)page_size) &&
-		  fallocate_ok(fd, KEEP, 0, (off_t)size);
+	bool ok = fallocate_is(fd, PUNCH, 3 * (off_t)page_size, (off_t)page_size, 0) &&
+		  fallocate_is(fd, KEEP, 0, (off_t)size, 0);
 	ksft_test_result(ok, "rule 3/43: after close(VM fd), fallocate PUNCH and KEEP on the guest_memfd -> ok");
 
 	if (m) {
@@ -579,18 +478,6 @@ static void test_vm_closed(void)
 
 /* ------------------------------------------------------------------------ */
 
-static void check_leaks(void)
-{
-	if (!kvm_is_kvmlike()) {
-		ksft_test_result_skip("leak oracle: only under kvmlike (backend: %s)",
-				      kvm_backend_name());
-		return;
-	}
-	long live = kvmlike_live_objects(true);
-	ksft_test_result(live == 0, "leak oracle: %ld live kvmlike objects after everything is closed",
-			 live);
-}
-
 #define PLAN (2 /* fstat */ + 5 /* fcntl */ + 1 /* exec */ + 3 /* dup */ + 6 /* fork */ + \
 	      SCM_LINES + 2 /* VM closed */ + 1 /* leaks */)
 
@@ -604,8 +491,8 @@ int main(int argc, char **argv)
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_GUEST_MEMFD) > 0);
 
 	env.vm = vm_create(KVM_X86_DEFAULT_VM);
-	env.shared = (vm_gmem_flags(env.vm) & SHARED_FLAGS) == SHARED_FLAGS;
-	env.flags = env.shared ? SHARED_FLAGS : 0;
+	env.flags = vm_gmem_shared_flags(env.vm);
+	env.shared = env.flags != 0;
 	ksft_print_msg("backend %s, mappable files: %s", kvm_backend_name(),
 		       env.shared ? "yes" : "no");
 	ksft_set_plan(PLAN);
@@ -619,6 +506,6 @@ int main(int argc, char **argv)
 	test_vm_closed();
 	close(env.vm);
 
-	check_leaks();
+	kvm_test_live_objects();
 	return ksft_finished();
 }

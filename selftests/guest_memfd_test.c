@@ -13,6 +13,7 @@
  * Runs unchanged against the real /dev/kvm and under the kvmlike interposer.
  */
 #include "kvm_util.h"
+#include "mem_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,15 +48,6 @@
 
 static size_t page_size;
 
-/* expr must fail with errno `want`; errno is read only after expr ran. */
-#define FAILS_WITH(expr, want)                          \
-	({                                              \
-		errno = 0;                              \
-		long fw_ret = (long)(expr);             \
-		int fw_err = errno;                     \
-		expect_errno(fw_ret, fw_err, want);     \
-	})
-
 /* One pass of the per-flag suite: a VM of one type, one set of create flags. */
 struct gmem_ctx {
 	int vm;
@@ -68,29 +60,9 @@ struct gmem_ctx {
 /* small helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Supported create flags of this VM (VM-scope KVM_CAP_GUEST_MEMFD_FLAGS). */
-static uint64_t vm_gmem_flags(int vm)
-{
-	int r = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
-	if (r < 0)
-		r = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
-	return r > 0 ? (uint64_t)r : 0;
-}
-
 static int new_file(const struct gmem_ctx *c, uint64_t size)
 {
 	return gmem_create(c->vm, size, c->flags);
-}
-
-/* A shared mapping of the whole file, or NULL (with a diagnostic). */
-static uint8_t *map_shared(int fd, size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		ksft_print_msg("mmap(0x%zx, MAP_SHARED): %s", len, strres(-1, errno));
-		return NULL;
-	}
-	return p;
 }
 
 /* mmap that must fail with `want`; a mapping made by mistake is undone. */
@@ -104,49 +76,28 @@ static bool mmap_fails(int fd, size_t len, int prot, int flags, int want)
 	return expect_errno(p == MAP_FAILED ? -1 : 0, err, want);
 }
 
-static bool fallocate_is(int fd, int mode, off_t off, off_t len, int want_errno)
-{
-	errno = 0;
-	int r = fallocate(fd, mode, off, len);
-	int err = errno;
-	if (!want_errno) {
-		if (r != 0)
-			ksft_print_msg("fallocate(0x%x, 0x%llx, 0x%llx): %s, want 0", mode,
-				       (long long)off, (long long)len, strres(r, err));
-		return r == 0;
-	}
-	if (expect_errno(r, err, want_errno))
-		return true;
-	ksft_print_msg("  (fallocate mode 0x%x, offset 0x%llx, len 0x%llx)", mode,
-		       (long long)off, (long long)len);
-	return false;
-}
-
-/* Success check for calls that return 0 / an fd, with a diagnostic otherwise. */
-static bool succeeded(long r, int err)
-{
-	if (r >= 0)
-		return true;
-	ksft_print_msg("got %s, want success", strres(r, err));
-	return false;
-}
-
-static bool bytes_are(const uint8_t *p, size_t len, uint8_t val)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] != val) {
-			ksft_print_msg("byte 0x%zx is 0x%02x, want 0x%02x", i, p[i], val);
-			return false;
-		}
-	}
-	return true;
-}
-
 /* Prints `n` failing lines for checks that could not run (precondition gone). */
 static void fail_lines(unsigned int n, const char *what, const struct gmem_ctx *c)
 {
 	for (unsigned int i = 0; i < n; i++)
 		ksft_test_result_fail("%s: setup failed %s", what, c->tag);
+}
+
+/*
+ * A new file of `size` bytes in *fd, mapped shared over `map_len` bytes. If
+ * the mapping fails, the file is closed, the `lines` results of `what` that
+ * cannot run are printed as failures, and NULL is returned.
+ */
+static uint8_t *map_new_file(const struct gmem_ctx *c, uint64_t size, size_t map_len, int *fd,
+			     unsigned int lines, const char *what)
+{
+	*fd = new_file(c, size);
+	uint8_t *m = map_shared(*fd, map_len);
+	if (!m) {
+		fail_lines(lines, what, c);
+		close(*fd);
+	}
+	return m;
 }
 
 /*
@@ -636,13 +587,12 @@ static void test_mmap_exec(const struct gmem_ctx *c)
 static void test_mmap_all_private(const struct gmem_ctx *c)
 {
 	const size_t len = 4 * page_size;
-	int fd = new_file(c, len);
-	uint8_t *m = map_shared(fd, len);
+	int fd;
+	uint8_t *m = map_new_file(c, len, len, &fd, 0, "rule 15");
 	ksft_test_result(m != NULL, "rule 15: MMAP without INIT_SHARED: mmap(MAP_SHARED) succeeds %s",
 			 c->tag);
 	if (!m) {
 		fail_lines(PRIVATE_MAP_LINES - 1, "rule 15", c);
-		close(fd);
 		return;
 	}
 	ksft_test_result(dies_by_sigbus(m, 1, true, 0x55),
@@ -665,13 +615,10 @@ static void test_mmap_all_private(const struct gmem_ctx *c)
 static void test_mmap_shared(const struct gmem_ctx *c)
 {
 	const size_t P = page_size, len = 4 * page_size;
-	int fd = new_file(c, len);
-	uint8_t *m = map_shared(fd, len);
-	if (!m) {
-		fail_lines(SHARED_MAP_LINES, "rule 16", c);
-		close(fd);
+	int fd;
+	uint8_t *m = map_new_file(c, len, len, &fd, SHARED_MAP_LINES, "rule 16");
+	if (!m)
 		return;
-	}
 	memset(m, 0xaa, len);
 	ksft_test_result(bytes_are(m, len, 0xaa),
 			 "rule 16: MMAP|INIT_SHARED: 4P written with 0xaa read back %s", c->tag);
@@ -691,13 +638,10 @@ static void test_mmap_shared(const struct gmem_ctx *c)
 static void test_mmap_beyond_size(const struct gmem_ctx *c)
 {
 	const size_t size = 4 * page_size, map_len = 16 * page_size;
-	int fd = new_file(c, size);
-	uint8_t *m = map_shared(fd, map_len);
-	if (!m) {
-		fail_lines(OVERFLOW_LINES, "rule 17", c);
-		close(fd);
+	int fd;
+	uint8_t *m = map_new_file(c, size, map_len, &fd, OVERFLOW_LINES, "rule 17");
+	if (!m)
 		return;
-	}
 	/* In the child: the first 4P are written (shared mapping), then SIGBUS. */
 	ksft_test_result(dies_by_sigbus(m, map_len, true, 0xaa),
 			 "rule 17/20: 16P map over a 4P file: writing all of it -> SIGBUS %s", c->tag);
@@ -738,8 +682,7 @@ static void test_thp(const struct gmem_ctx *c)
 	int fd = new_file(c, pmd);
 
 	/* Reserve 2 PMDs of address space and map the file at the aligned one. */
-	uint8_t *raw = mmap(NULL, 2 * pmd, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	TEST_ASSERT(raw != MAP_FAILED, "reserve address space");
+	uint8_t *raw = map_anon(2 * pmd, PROT_NONE, MAP_PRIVATE);
 	uint8_t *at = (uint8_t *)(((uintptr_t)raw + pmd - 1) & ~(uintptr_t)(pmd - 1));
 	void *m = mmap(at, pmd, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
 	if (m == MAP_FAILED) {
@@ -755,7 +698,7 @@ static void test_thp(const struct gmem_ctx *c)
 	if (!thp && r == -1 && err == EINVAL)
 		ksft_test_result_skip("rule 18: MADV_HUGEPAGE: THP not configured %s", c->tag);
 	else
-		ksft_test_result(succeeded(r, err),
+		ksft_test_result(expect_ok(r, err),
 				 "rule 18: MADV_HUGEPAGE on a PMD-aligned mapping -> ok %s", c->tag);
 
 	/* Without THP every collapse fails; that would prove nothing here. */
@@ -771,7 +714,7 @@ static void test_thp(const struct gmem_ctx *c)
 	errno = 0;
 	r = madvise(at, pmd, MADV_DONTNEED);
 	err = errno;
-	bool ok = succeeded(r, err) && bytes_are(at, pmd, 0xaa);
+	bool ok = expect_ok(r, err) && bytes_are(at, pmd, 0xaa);
 	ksft_test_result(ok, "rule 18: MADV_DONTNEED -> ok, contents re-read intact %s", c->tag);
 out:
 	munmap(raw, 2 * pmd);
@@ -871,13 +814,10 @@ static void test_numa(const struct gmem_ctx *c)
 		return;
 	}
 	const size_t len = 4 * page_size;
-	int fd = new_file(c, len);
-	uint8_t *m = map_shared(fd, len);
-	if (!m) {
-		fail_lines(lines, "rule 19", c);
-		close(fd);
+	int fd;
+	uint8_t *m = map_new_file(c, len, len, &fd, lines, "rule 19");
+	if (!m)
 		return;
-	}
 	const unsigned long node0 = 1ul << n[0];
 	ksft_test_result(!sys_mbind(m, 2 * page_size, MPOL_INTERLEAVE, node0) &&
 				 policy_is(m, MPOL_INTERLEAVE, node0),
@@ -1030,7 +970,7 @@ static void test_reserved_ignored(int vm, unsigned long type)
 	errno = 0;
 	int fd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &args);
 	int err = errno;
-	ksft_test_result(succeeded(fd, err),
+	ksft_test_result(expect_ok(fd, err),
 			 "rule 3: reserved[] is not checked (all ones -> fd) (vm type %lu)", type);
 	if (fd >= 0)
 		close(fd);
@@ -1076,18 +1016,6 @@ static unsigned int vm_type_lines(unsigned long type)
 	return n;
 }
 
-static void check_leaks(void)
-{
-	if (!kvm_is_kvmlike()) {
-		ksft_test_result_skip("leak oracle: only under kvmlike (backend: %s)",
-				      kvm_backend_name());
-		return;
-	}
-	long live = kvmlike_live_objects(true);
-	ksft_test_result(live == 0, "leak oracle: %ld live kvmlike objects after everything is closed",
-			 live);
-}
-
 int main(void)
 {
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -1114,6 +1042,6 @@ int main(void)
 		if (types & (1u << t))
 			run_vm_type(t);
 
-	check_leaks();
+	kvm_test_live_objects();
 	return ksft_finished();
 }

@@ -10,6 +10,7 @@
  * kernel these tests are checked against.
  */
 #include "kvm_util.h"
+#include "mem_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +22,6 @@
 
 #define KVM_API_VERSION_EXPECTED 12
 #define X86_USER_MEM_SLOTS 32764 /* KVM_USER_MEM_SLOTS on x86 */
-#define KVM_MAX_CPUID_ENTRIES 256 /* the kernel clamps nent to this */
 #define GMEM_FLAGS_ALL (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
 #define KNOWN_VM_TYPES 0x3fu /* DEFAULT, SW_PROTECTED, SEV, SEV_ES, SNP, TDX */
 
@@ -147,11 +147,7 @@ static struct kvm_cpuid2 *cpuid_alloc(unsigned int nent)
 
 static bool entries_untouched(const struct kvm_cpuid2 *c, unsigned int n)
 {
-	const unsigned char *p = (const unsigned char *)c->entries;
-	for (size_t i = 0; i < n * sizeof(struct kvm_cpuid_entry2); i++)
-		if (p[i] != 0xa5)
-			return false;
-	return true;
+	return bytes_are((const uint8_t *)c->entries, n * sizeof(struct kvm_cpuid_entry2), 0xa5);
 }
 
 static bool has_leaf(const struct kvm_cpuid2 *c, uint32_t fn)
@@ -325,12 +321,6 @@ static void test_default_vm_caps(void)
 static void test_sw_protected_vm_caps(void)
 {
 	check_vm_caps(KVM_X86_SW_PROTECTED_VM, "SW_PROTECTED", vm_sw_caps);
-}
-
-static const char *need_sw_protected(void)
-{
-	return kvm_has_vm_type(KVM_X86_SW_PROTECTED_VM) ? NULL
-							: "KVM_X86_SW_PROTECTED_VM not offered";
 }
 
 /* ----------------------------------------------- unknown ioctls */

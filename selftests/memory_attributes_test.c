@@ -13,6 +13,7 @@
  * kernel these tests are checked against offers type 0 only).
  */
 #include "kvm_util.h"
+#include "mem_util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,7 +21,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define SZ_1M (1ul << 20)
 #define SZ_4G (4ull << 30)
 #define PRIVATE KVM_MEMORY_ATTRIBUTE_PRIVATE
 
@@ -140,9 +140,7 @@ static void test_mixed_ranges(void)
  */
 static void test_with_memslots(void)
 {
-	char *mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	TEST_ASSERT(mem != MAP_FAILED, "mmap");
+	char *mem = map_anon(SZ_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE);
 	uint64_t hva = (uint64_t)(uintptr_t)mem;
 	int gmem = gmem_create(sw_vm, SZ_2M, 0);
 	const uint64_t base = 16 * SZ_1M;

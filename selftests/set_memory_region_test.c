@@ -11,6 +11,7 @@
  * which is also kvmlike's default configuration.
  */
 #include "kvm_util.h"
+#include "mem_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +22,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define SZ_1M (1ul << 20)
-#define SZ_4M (4ul << 20)
 #define HVA_SIZE (64ul << 20)
 #define KVM_MEM_MAX_NR_PAGES_X86 ((1ul << 31) - 1)
 #define BIT(n) (1u << (n))
@@ -563,12 +562,6 @@ static void rule31_sw(void) { rule31(KVM_X86_SW_PROTECTED_VM); }
 static void rule32_default(void) { rule32(KVM_X86_DEFAULT_VM); }
 static void rule32_sw(void) { rule32(KVM_X86_SW_PROTECTED_VM); }
 
-static const char *need_sw_protected(void)
-{
-	return kvm_has_vm_type(KVM_X86_SW_PROTECTED_VM) ? NULL
-							: "KVM_X86_SW_PROTECTED_VM not offered";
-}
-
 /* ------------------------------------------------- rule 30 max slots */
 
 static void test_max_slots(void)
@@ -578,9 +571,7 @@ static void test_max_slots(void)
 	TEST_ASSERT(n > 0, "KVM_CAP_NR_MEMSLOTS");
 	/* one reservation, never touched: costs address space only */
 	size_t len = (size_t)n * SZ_2M;
-	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	TEST_ASSERT(m != MAP_FAILED, "mmap %zu bytes NORESERVE", len);
+	char *m = map_anon(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE);
 
 	long slot;
 	int r = 0, err = 0;
@@ -632,9 +623,7 @@ int main(void)
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_GUEST_MEMFD) > 0);
 	ksft_print_msg("backend: %s", kvm_backend_name());
 
-	mem = mmap(NULL, HVA_SIZE, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	TEST_ASSERT(mem != MAP_FAILED, "mmap slot memory");
+	mem = map_anon(HVA_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE);
 
 	kvm_run_sections(sections, sizeof(sections) / sizeof(sections[0]));
 

@@ -7,6 +7,7 @@
  * under kvmlike nothing may stay alive afterwards (the leak oracle).
  */
 #include "kvm_util.h"
+#include "mem_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,35 +20,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SZ_1M (1ul << 20)
 #define GMEM_SIZE (4ul << 20)
 #define KEEP FALLOC_FL_KEEP_SIZE
 #define PUNCH (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
-/* O_LARGEFILE as the kernel reports it in F_GETFL on x86-64 (glibc defines 0) */
-#define KERNEL_O_LARGEFILE 0100000
 
 static int kvm_fd;
-
-/* Flags for a host-mappable gmem on a default VM (rule 6: MMAP|INIT_SHARED). */
-static uint64_t mappable_flags(int vm)
-{
-	int f = vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
-	uint64_t want = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
-	return f > 0 && ((uint64_t)f & want) == want ? want : 0;
-}
-
-/* Leak oracle folded into a result: true against the kernel. */
-static bool no_leaks(void)
-{
-	if (!kvm_is_kvmlike())
-		return true;
-	long live = kvmlike_live_objects(false);
-	if (live != 0) {
-		ksft_print_msg("%ld live objects:", live);
-		kvmlike_live_objects(true);
-	}
-	return live == 0;
-}
 
 static const char *leak_note(void) { return kvm_is_kvmlike() ? ", nothing leaked" : ""; }
 
@@ -90,7 +67,7 @@ static void test_close_bound_gmem(void)
 	KCHECK_OK(__set_region2(vm, 0, KVM_MEM_GUEST_MEMFD, 0, SZ_2M, 0, gmem2, 0),
 		  "rule 28b: new gmem bound at the freed GPA -> ok");
 	int c1 = close(vm), c2 = close(gmem2);
-	kvm_test(c1 == 0 && c2 == 0 && no_leaks(),
+	kvm_test(c1 == 0 && c2 == 0 && kvm_no_leaks(),
 		 "rule 28b: close VM with bound slot, then gmem -> ok%s", leak_note());
 }
 
@@ -100,7 +77,7 @@ static void test_close_bound_gmem(void)
 static void test_gmem_outlives_vm(void)
 {
 	int vm = vm_create(KVM_X86_DEFAULT_VM);
-	uint64_t flags = mappable_flags(vm);
+	uint64_t flags = vm_gmem_shared_flags(vm);
 	int gmem = gmem_create(vm, GMEM_SIZE, flags);
 	set_region2(vm, 0, KVM_MEM_GUEST_MEMFD, 0, GMEM_SIZE, 0, gmem, 0);
 
@@ -113,19 +90,19 @@ static void test_gmem_outlives_vm(void)
 	kvm_test(fstat(gmem, &st) == 0 && st.st_size == (off_t)GMEM_SIZE,
 		 "rule 43: fstat after the VM fd closed: st_size = 4M");
 	if (flags) {
-		char *p = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
-		bool ok = p != MAP_FAILED;
+		uint8_t *p = map_shared(gmem, GMEM_SIZE);
+		bool ok = p != NULL;
 		if (ok) {
 			p[0] = 0x5a;
 			p[GMEM_SIZE - 1] = 0xa5;
-			ok = p[0] == 0x5a && p[GMEM_SIZE - 1] == (char)0xa5;
+			ok = p[0] == 0x5a && p[GMEM_SIZE - 1] == 0xa5;
 			munmap(p, GMEM_SIZE);
 		}
 		kvm_test(ok, "rule 43: mmap and touch (MMAP|INIT_SHARED) after the VM fd closed");
 	} else {
 		kvm_test_skip("rule 43: default VM offers no MMAP|INIT_SHARED gmem");
 	}
-	kvm_test(close(gmem) == 0 && no_leaks(), "rule 43: close(gmem) last -> ok%s",
+	kvm_test(close(gmem) == 0 && kvm_no_leaks(), "rule 43: close(gmem) last -> ok%s",
 		 leak_note());
 }
 
@@ -200,15 +177,16 @@ struct child_result {
 	int err;
 };
 
-static void run_child_ops(int wfd)
+static void run_child_ops(int sock, void *arg)
 {
+	(void)arg;
 	struct child_result res[NR_CHILD_OPS];
 	for (size_t i = 0; i < NR_CHILD_OPS; i++) {
 		errno = 0;
 		res[i].ret = child_ops[i].fn();
 		res[i].err = errno;
 	}
-	ssize_t w = write(wfd, res, sizeof(res));
+	ssize_t w = write(sock, res, sizeof(res));
 	_exit(w == (ssize_t)sizeof(res) ? 0 : 1);
 }
 
@@ -216,24 +194,14 @@ static void test_fork(void)
 {
 	fork_vm = vm_create(KVM_X86_DEFAULT_VM);
 	fork_gmem = gmem_create(fork_vm, GMEM_SIZE, 0);
-	int pfd[2];
-	TEST_ASSERT(pipe(pfd) == 0, "pipe");
-
-	fflush(stdout);
-	pid_t pid = fork();
-	TEST_ASSERT(pid >= 0, "fork");
-	if (pid == 0) {
-		close(pfd[0]);
-		run_child_ops(pfd[1]);
-	}
-	close(pfd[1]);
+	int sock;
+	pid_t pid = kvm_fork_connected(run_child_ops, NULL, &sock);
 	struct child_result res[NR_CHILD_OPS];
-	ssize_t n = read(pfd[0], res, sizeof(res));
-	int status;
-	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid");
+	ssize_t n = read(sock, res, sizeof(res));
+	int status = kvm_wait(pid);
 	TEST_ASSERT(n == (ssize_t)sizeof(res) && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		    "child reported %zd bytes, status %#x", n, status);
-	close(pfd[0]);
+	close(sock);
 
 	for (size_t i = 0; i < NR_CHILD_OPS; i++) {
 		const struct child_op *op = &child_ops[i];
@@ -250,7 +218,7 @@ static void test_fork(void)
 				0),
 		  "D: parent binds on its VM after the child's EIOs -> ok");
 	int c1 = close(fork_gmem), c2 = close(fork_vm);
-	kvm_test(c1 == 0 && c2 == 0 && no_leaks(), "D: parent closes gmem and VM -> ok%s",
+	kvm_test(c1 == 0 && c2 == 0 && kvm_no_leaks(), "D: parent closes gmem and VM -> ok%s",
 		 leak_note());
 }
 #define NR_FORK_RESULTS (NR_CHILD_OPS + 2)
@@ -265,7 +233,7 @@ static void test_fork(void)
  */
 struct life {
 	int vm, gmem, dup, gmem2;
-	char *map;
+	uint8_t *map;
 	bool slot[3];
 };
 
@@ -292,15 +260,15 @@ static const uint64_t slot_gpa[3] = { 0, 8 * SZ_1M, 16 * SZ_1M };
 static void life_setup(struct life *l)
 {
 	l->vm = vm_create(KVM_X86_DEFAULT_VM);
-	uint64_t flags = mappable_flags(l->vm);
+	uint64_t flags = vm_gmem_shared_flags(l->vm);
 	l->gmem = gmem_create(l->vm, GMEM_SIZE, flags);
 	l->dup = dup(l->gmem);
 	TEST_ASSERT(l->dup >= 0, "dup");
 	l->gmem2 = -1;
 	l->map = NULL;
 	if (flags) {
-		l->map = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, l->gmem, 0);
-		TEST_ASSERT(l->map != MAP_FAILED, "mmap gmem");
+		l->map = map_shared(l->gmem, GMEM_SIZE);
+		TEST_ASSERT(l->map, "mmap gmem");
 		memset(l->map, 0xaa, GMEM_SIZE);
 	}
 	set_region2(l->vm, 0, KVM_MEM_GUEST_MEMFD, slot_gpa[0], SZ_2M, 0, l->gmem, 0);
@@ -369,7 +337,7 @@ static bool life_step(struct life *l, enum step s)
 	case CLOSE_GMEM2:
 		return close_fd(&l->gmem2);
 	case UNMAP: {
-		char *m = l->map;
+		uint8_t *m = l->map;
 		l->map = NULL;
 		return !m || munmap(m, GMEM_SIZE) == 0;
 	}
@@ -412,7 +380,7 @@ static void run_sequence(const char *rule, const enum step *steps)
 			failed_at = 99;
 	if (failed_at >= 0)
 		ksft_print_msg("sequence %s: failed at step %d", order, failed_at);
-	kvm_test(failed_at < 0 && no_leaks(), "%s: %s: every step ok, the rest still works%s",
+	kvm_test(failed_at < 0 && kvm_no_leaks(), "%s: %s: every step ok, the rest still works%s",
 		 rule, order, leak_note());
 }
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,6 +51,12 @@ bool kvm_has_vm_type(unsigned long type)
 	return type < 32 && (types & (1u << type));
 }
 
+const char *need_sw_protected(void)
+{
+	return kvm_has_vm_type(KVM_X86_SW_PROTECTED_VM) ? NULL
+							: "KVM_X86_SW_PROTECTED_VM not offered";
+}
+
 int __vm_create(int kvm_fd, unsigned long type)
 {
 	return ioctl(kvm_fd, KVM_CREATE_VM, type);
@@ -77,6 +83,20 @@ int gmem_create(int vm_fd, uint64_t size, uint64_t flags)
 	TEST_ASSERT(fd >= 0, "KVM_CREATE_GUEST_MEMFD(size 0x%llx, flags 0x%llx)",
 		    (unsigned long long)size, (unsigned long long)flags);
 	return fd;
+}
+
+uint64_t vm_gmem_flags(int vm_fd)
+{
+	int r = vm_check_cap(vm_fd, KVM_CAP_GUEST_MEMFD_FLAGS);
+	if (r < 0)
+		r = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
+	return r > 0 ? (uint64_t)r : 0;
+}
+
+uint64_t vm_gmem_shared_flags(int vm_fd)
+{
+	bool offered = (vm_gmem_flags(vm_fd) & GMEM_FLAGS_SHARED) == GMEM_FLAGS_SHARED;
+	return offered ? GMEM_FLAGS_SHARED : 0;
 }
 
 int __set_region(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
@@ -116,20 +136,57 @@ int __set_attributes(int vm_fd, uint64_t gpa, uint64_t size, uint64_t attrs, uin
 	return ioctl(vm_fd, KVM_SET_MEMORY_ATTRIBUTES, &a);
 }
 
-int run_expect_signal(void (*fn)(void *arg), void *arg)
+pid_t kvm_fork(void)
 {
 	fflush(stdout);
 	pid_t pid = fork();
 	TEST_ASSERT(pid >= 0, "fork");
+	return pid;
+}
+
+int kvm_wait(pid_t pid)
+{
+	int status;
+	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid");
+	return status;
+}
+
+bool kvm_child_ok(pid_t pid)
+{
+	int status = kvm_wait(pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return true;
+	if (WIFSIGNALED(status))
+		ksft_print_msg("child killed by %s", strsignal(WTERMSIG(status)));
+	else
+		ksft_print_msg("child exit status %d", WEXITSTATUS(status));
+	return false;
+}
+
+pid_t kvm_fork_connected(void (*fn)(int sock, void *arg), void *arg, int *sock)
+{
+	int sv[2];
+	TEST_ASSERT(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), "socketpair");
+	pid_t pid = kvm_fork();
+	if (pid == 0) {
+		close(sv[0]);
+		fn(sv[1], arg);
+		_exit(0);
+	}
+	close(sv[1]);
+	*sock = sv[0];
+	return pid;
+}
+
+int run_expect_signal(void (*fn)(void *arg), void *arg)
+{
+	pid_t pid = kvm_fork();
 	if (pid == 0) {
 		fn(arg);
 		_exit(0);
 	}
-	int status;
-	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid");
-	if (WIFSIGNALED(status))
-		return WTERMSIG(status);
-	return 0;
+	int status = kvm_wait(pid);
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 }
 
 long kvmlike_live_objects(bool dump)
@@ -155,6 +212,18 @@ long kvmlike_live_objects(bool dump)
 	return q.nr;
 }
 
+bool kvm_no_leaks(void)
+{
+	if (!kvm_is_kvmlike())
+		return true;
+	long live = kvmlike_live_objects(false);
+	if (live != 0) {
+		ksft_print_msg("%ld live objects:", live);
+		kvmlike_live_objects(true);
+	}
+	return live == 0;
+}
+
 const char *strres(long ret, int err)
 {
 	static char buf[64];
@@ -165,86 +234,92 @@ const char *strres(long ret, int err)
 	return buf;
 }
 
-bool expect_errno(long ret, int err, int want)
-{
-	if (ret == -1 && err == want)
-		return true;
-	ksft_print_msg("got %s, want -1 (%s)", strres(ret, err), strerrorname_np(want));
-	return false;
-}
-
-/* ---- results, sections, guard buffers ---- */
-
-static unsigned int kvm_results;
-
-unsigned int kvm_tests_reported(void) { return kvm_results; }
-
-static void report(bool pass, const char *fmt, va_list ap)
-{
-	char msg[512];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	kvm_results++;
-	ksft_test_result(pass, "%s", msg);
-}
-
 static const char *errname(int err)
 {
 	const char *n = strerrorname_np(err);
 	return n ? n : "?";
 }
 
+bool expect_errno(long ret, int err, int want)
+{
+	if (ret == -1 && err == want)
+		return true;
+	ksft_print_msg("got %s, want -1 (%s)", strres(ret, err), errname(want));
+	return false;
+}
+
+bool expect_ok(long ret, int err)
+{
+	if (ret >= 0)
+		return true;
+	ksft_print_msg("got %s, want success", strres(ret, err));
+	return false;
+}
+
+/* ---- results, sections ---- */
+
+static unsigned int kvm_results;
+
+unsigned int kvm_tests_reported(void) { return kvm_results; }
+
+static bool report(bool pass, const char *msg)
+{
+	kvm_results++;
+	ksft_test_result(pass, "%s", msg);
+	return pass;
+}
+
+/* In a function taking (..., fmt, ...): formats the caller's arguments into buf[]. */
+#define FORMAT_VA(buf, fmt)                                  \
+	do {                                                 \
+		va_list fv_ap_;                              \
+		va_start(fv_ap_, fmt);                       \
+		vsnprintf(buf, sizeof(buf), fmt, fv_ap_);    \
+		va_end(fv_ap_);                              \
+	} while (0)
+
+/*
+ * In a function taking (..., fmt, ...): evaluates pass (which may print a
+ * diagnostic), reports it with the caller's format and arguments, and
+ * yields it.
+ */
+#define REPORT_VA(pass, fmt)                          \
+	({                                            \
+		bool rv_pass_ = (pass);               \
+		char rv_msg_[512];                    \
+		FORMAT_VA(rv_msg_, fmt);              \
+		report(rv_pass_, rv_msg_);            \
+	})
+
 bool kvm_test_errno(long ret, int err, int want, const char *fmt, ...)
 {
-	va_list ap;
-	bool pass = ret == -1 && err == want;
-	if (!pass)
-		ksft_print_msg("got %s, want -1 (%s)", strres(ret, err), errname(want));
-	va_start(ap, fmt);
-	report(pass, fmt, ap);
-	va_end(ap);
-	return pass;
+	return REPORT_VA(expect_errno(ret, err, want), fmt);
 }
 
 bool kvm_test_ok(long ret, int err, const char *fmt, ...)
 {
-	va_list ap;
-	bool pass = ret >= 0;
-	if (!pass)
-		ksft_print_msg("got %s, want success", strres(ret, err));
-	va_start(ap, fmt);
-	report(pass, fmt, ap);
-	va_end(ap);
-	return pass;
+	return REPORT_VA(expect_ok(ret, err), fmt);
+}
+
+static bool expect_eq(long ret, int err, long want)
+{
+	if (ret == want)
+		return true;
+	ksft_print_msg("got %s, want %ld", strres(ret, err), want);
+	return false;
 }
 
 bool kvm_test_eq(long ret, int err, long want, const char *fmt, ...)
 {
-	va_list ap;
-	bool pass = ret == want;
-	if (!pass)
-		ksft_print_msg("got %s, want %ld", strres(ret, err), want);
-	va_start(ap, fmt);
-	report(pass, fmt, ap);
-	va_end(ap);
-	return pass;
+	return REPORT_VA(expect_eq(ret, err, want), fmt);
 }
 
-bool kvm_test(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	report(cond, fmt, ap);
-	va_end(ap);
-	return cond;
-}
+bool kvm_test(bool cond, const char *fmt, ...) { return REPORT_VA(cond, fmt); }
 
 void kvm_test_skip(const char *fmt, ...)
 {
 	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	FORMAT_VA(msg, fmt);
 	kvm_results++;
 	ksft_test_result_skip("%s", msg);
 }
@@ -275,47 +350,22 @@ void kvm_run_sections(const struct kvm_section *sections, size_t n)
 void kvm_test_no_leaks(const char *fmt, ...)
 {
 	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!kvm_is_kvmlike()) {
+	FORMAT_VA(msg, fmt);
+	if (!kvm_is_kvmlike())
 		kvm_test_skip("%s: leak oracle exists only under kvmlike", msg);
+	else
+		kvm_test(kvm_no_leaks(), "%s: no live kvmlike objects", msg);
+}
+
+void kvm_test_live_objects(void)
+{
+	if (!kvm_is_kvmlike()) {
+		kvm_test_skip("leak oracle: only under kvmlike (backend: %s)", kvm_backend_name());
 		return;
 	}
-	long live = kvmlike_live_objects(false);
-	if (live != 0) {
-		ksft_print_msg("%ld live objects:", live);
-		kvmlike_live_objects(true);
-	}
-	kvm_test(live == 0, "%s: no live kvmlike objects", msg);
-}
-
-void *kvm_guarded_alloc(size_t len)
-{
-	size_t span = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-	char *base = mmap(NULL, span + PAGE_SIZE, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	TEST_ASSERT(base != MAP_FAILED, "mmap guarded buffer");
-	TEST_ASSERT(mprotect(base + span, PAGE_SIZE, PROT_NONE) == 0, "mprotect guard");
-	return base + span - len;
-}
-
-void kvm_guarded_free(void *p, size_t len)
-{
-	size_t span = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-	char *base = (char *)p + len - span;
-	TEST_ASSERT(munmap(base, span + PAGE_SIZE) == 0, "munmap guarded buffer");
-}
-
-void *kvm_unmapped_page(void)
-{
-	void *p = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	TEST_ASSERT(p != MAP_FAILED, "mmap");
-	TEST_ASSERT(munmap(p, PAGE_SIZE) == 0, "munmap");
-	/* msync fails with ENOMEM on an unmapped range: proves the hole. */
-	TEST_ASSERT(msync(p, PAGE_SIZE, MS_ASYNC) == -1 && errno == ENOMEM, "page still mapped");
-	return p;
+	long live = kvmlike_live_objects(true);
+	kvm_test(live == 0, "leak oracle: %ld live kvmlike objects after everything is closed",
+		 live);
 }
 
 int kvm_lowest_free_fd(void)

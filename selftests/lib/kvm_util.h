@@ -13,12 +13,26 @@
 #include "kvmlike_ext.h"
 #include "ksft.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define PAGE_SIZE 4096ul
+#define SZ_1M (1ul << 20)
 #define SZ_2M (2ul << 20)
+#define SZ_4M (4ul << 20)
+
+/* The kernel clamps kvm_cpuid2.nent to this. */
+#define KVM_MAX_CPUID_ENTRIES 256
+/*
+ * O_LARGEFILE as the kernel reports it in F_GETFL on x86-64: glibc defines
+ * O_LARGEFILE as 0 on 64-bit targets.
+ */
+#define KERNEL_O_LARGEFILE 0100000
+/* The create flags of a guest_memfd the host can map and use at once. */
+#define GMEM_FLAGS_SHARED (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
 
 /* open("/dev/kvm", O_RDWR); ENOENT -> whole test SKIPs; other errors assert. */
 int kvm_open(void);
@@ -30,12 +44,18 @@ bool kvm_is_kvmlike(void);
 const char *kvm_backend_name(void);
 /* True when KVM_CAP_VM_TYPES lists type. */
 bool kvm_has_vm_type(unsigned long type);
+/* A kvm_section skip_reason: NULL when KVM_X86_SW_PROTECTED_VM is offered. */
+const char *need_sw_protected(void);
 
 int __vm_create(int kvm_fd, unsigned long type);
 int vm_create(unsigned long type); /* opens /dev/kvm itself, closes it again */
 
 int __gmem_create(int vm_fd, uint64_t size, uint64_t flags);
 int gmem_create(int vm_fd, uint64_t size, uint64_t flags);
+/* Create flags the VM offers: VM-scope KVM_CAP_GUEST_MEMFD_FLAGS, else system scope. */
+uint64_t vm_gmem_flags(int vm_fd);
+/* GMEM_FLAGS_SHARED when the VM offers both flags, else 0. */
+uint64_t vm_gmem_shared_flags(int vm_fd);
 
 int __set_region(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		 uint64_t hva);
@@ -45,6 +65,23 @@ void set_region2(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_
 		 uint64_t hva, int gmem_fd, uint64_t gmem_off);
 
 int __set_attributes(int vm_fd, uint64_t gpa, uint64_t size, uint64_t attrs, uint64_t flags);
+
+/*
+ * Forked children. kvm_fork flushes stdout first, so that the child does not
+ * print the parent's buffered lines again, and asserts that fork worked.
+ * kvm_wait waits for a child (asserted) and returns its wait status;
+ * kvm_child_ok says whether it exited 0, printing how it ended otherwise.
+ */
+pid_t kvm_fork(void);
+int kvm_wait(pid_t pid);
+bool kvm_child_ok(pid_t pid);
+
+/*
+ * Forks a child connected to the parent by a stream socketpair: the child
+ * runs fn(sock, arg) on its end and exits 0 when fn returns (fn may _exit
+ * with another status). The parent gets its own end in *sock.
+ */
+pid_t kvm_fork_connected(void (*fn)(int sock, void *arg), void *arg, int *sock);
 
 /*
  * Runs fn(arg) in a forked child and reports how it ended: the signal number
@@ -57,16 +94,33 @@ int run_expect_signal(void (*fn)(void *arg), void *arg);
  * this process; -1 against the real kernel. `dump` prints them as diagnostics.
  */
 long kvmlike_live_objects(bool dump);
+/*
+ * The leak oracle as a check: true against the kernel; under kvmlike true
+ * iff no object is live (and dumps them otherwise).
+ */
+bool kvm_no_leaks(void);
 
 /* "ok"/"-1 (Ename)" of a raw result, for messages; static buffer. */
 const char *strres(long ret, int err);
 
-/* Check helper: ret == -1 && errno == err, printing what happened otherwise. */
+/* Check helpers: print what happened when the result is not the wanted one. */
+/* ret == -1 && err == want */
 bool expect_errno(long ret, int err, int want);
+/* ret >= 0 (0 or an fd) */
+bool expect_ok(long ret, int err);
+
+/* expect_errno of expr, with errno cleared before and read right after it. */
+#define FAILS_WITH(expr, want)                          \
+	({                                              \
+		errno = 0;                              \
+		long fw_ret = (long)(expr);             \
+		int fw_err = errno;                     \
+		expect_errno(fw_ret, fw_err, want);     \
+	})
 
 /*
- * ---- Results with captured errno, sections with a fixed result count,
- *      guard-page buffers and small queries ----
+ * ---- Results with captured errno, sections with a fixed result count
+ *      and small queries ----
  */
 
 /*
@@ -123,15 +177,12 @@ void kvm_run_sections(const struct kvm_section *sections, size_t n);
  * live (and dumps them otherwise); against the kernel, a SKIP.
  */
 void kvm_test_no_leaks(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /*
- * len bytes, readable and writable, ending exactly where a PROT_NONE page
- * begins: [p, p + len) is valid, p + len faults. Free with kvm_guarded_free.
+ * The leak oracle's last result in a program without sections: under
+ * kvmlike, passes iff no object is live (dumping any that are); against the
+ * kernel, a SKIP.
  */
-void *kvm_guarded_alloc(size_t len);
-void kvm_guarded_free(void *p, size_t len);
-/* A page-aligned address whose page was just unmapped (checked). */
-void *kvm_unmapped_page(void);
+void kvm_test_live_objects(void);
 
 /* The lowest fd number not in use: unchanged after a call that must not create an fd. */
 int kvm_lowest_free_fd(void);

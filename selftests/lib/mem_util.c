@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+#include "mem_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+
+size_t page_round(size_t n) { return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
+
+void *map_anon(size_t len, int prot, int flags)
+{
+	void *p = mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(p != MAP_FAILED, "mmap %zu bytes", len);
+	return p;
+}
+
+uint8_t *map_shared(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		ksft_print_msg("mmap(0x%zx, MAP_SHARED): %s", len, strres(-1, errno));
+		return NULL;
+	}
+	return p;
+}
+
+void *kvm_guarded_alloc(size_t len)
+{
+	size_t span = page_round(len);
+	char *base = map_anon(span + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	TEST_ASSERT(mprotect(base + span, PAGE_SIZE, PROT_NONE) == 0, "mprotect guard");
+	return base + span - len;
+}
+
+void kvm_guarded_free(void *p, size_t len)
+{
+	size_t span = page_round(len);
+	char *base = (char *)p + len - span;
+	TEST_ASSERT(munmap(base, span + PAGE_SIZE) == 0, "munmap guarded buffer");
+}
+
+void *kvm_unmapped_page(void)
+{
+	void *p = map_anon(PAGE_SIZE, PROT_READ, MAP_PRIVATE);
+	TEST_ASSERT(munmap(p, PAGE_SIZE) == 0, "munmap");
+	/* msync fails with ENOMEM on an unmapped range: proves the hole. */
+	TEST_ASSERT(msync(p, PAGE_SIZE, MS_ASYNC) == -1 && errno == ENOMEM, "page still mapped");
+	return p;
+}
+
+/*
+ * The first i < len where p[i] is not the wanted byte (pattern_byte(i) if
+ * pattern, else val), printed as a diagnostic; len when there is none.
+ */
+static size_t first_mismatch(const uint8_t *p, size_t len, bool pattern, uint8_t val)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint8_t want = pattern ? pattern_byte(i) : val;
+		if (p[i] != want) {
+			ksft_print_msg("byte 0x%zx is 0x%02x, want 0x%02x", i, p[i], want);
+			return i;
+		}
+	}
+	return len;
+}
+
+bool bytes_are(const uint8_t *p, size_t len, uint8_t val)
+{
+	return first_mismatch(p, len, false, val) == len;
+}
+
+void fill_pattern(uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = pattern_byte(i);
+}
+
+bool is_pattern(const uint8_t *p, size_t len) { return first_mismatch(p, len, true, 0) == len; }
+
+bool fallocate_is(int fd, int mode, off_t off, off_t len, int want_errno)
+{
+	errno = 0;
+	int r = fallocate(fd, mode, off, len);
+	int err = errno;
+	if (!want_errno) {
+		if (r != 0)
+			ksft_print_msg("fallocate(0x%x, 0x%llx, 0x%llx): %s, want 0", mode,
+				       (long long)off, (long long)len, strres(r, err));
+		return r == 0;
+	}
+	if (expect_errno(r, err, want_errno))
+		return true;
+	ksft_print_msg("  (fallocate mode 0x%x, offset 0x%llx, len 0x%llx)", mode,
+		       (long long)off, (long long)len);
+	return false;
+}
