@@ -2,12 +2,17 @@
 
 #include <pthread.h>
 
+#include <initializer_list>
+
 namespace base {
 
+// Synchronous signals stay deliverable: a fault the kernel cannot deliver
+// (blocked) kills the process, and kvmlike's fault-safe copies rely on them.
 InterruptibleSection::InterruptibleSection() {
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &saved_);
+  sigset_t held;
+  sigfillset(&held);
+  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS}) sigdelset(&held, sig);
+  pthread_sigmask(SIG_BLOCK, &held, &saved_);
 }
 
 InterruptibleSection::~InterruptibleSection() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }

@@ -2,6 +2,7 @@
 //
 // Lock order (outermost first), anchored on KVM's:
 //   LockClass::kVm        Vm::lock_            (kvm->lock)
+//   LockClass::kVcpu      Vcpu::run_lock_      (vcpu->mutex)
 //   LockClass::kSlots     Vm::slots_lock_      (kvm->slots_lock)
 //   LockClass::kInvalidate Inode::invalidate_lock_ (filemap invalidate lock)
 //   LockClass::kFile      File::lock_          (a file's bindings)
@@ -20,7 +21,7 @@
 
 namespace base {
 
-enum class LockClass : int { kVm = 1, kSlots, kInvalidate, kFile, kMmu, kPages, kLeaf };
+enum class LockClass : int { kVm = 1, kVcpu, kSlots, kInvalidate, kFile, kMmu, kPages, kLeaf };
 
 namespace lockdep {
 void Acquire(LockClass c, const void* lock);

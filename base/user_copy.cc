@@ -19,6 +19,10 @@ extern "C" {
 long kvmlike_user_copy(void* dst, const void* src, size_t n);
 extern const char kvmlike_user_copy_insn[];
 extern const char kvmlike_user_copy_fixup[];
+// Returns 0 when the byte at p is writable, 1 when the write faulted.
+long kvmlike_user_probe_write(void* p);
+extern const char kvmlike_user_probe_insn[];
+extern const char kvmlike_user_probe_fixup[];
 }
 
 asm(R"(
@@ -41,6 +45,24 @@ kvmlike_user_copy_fixup:
   mov $1, %eax
   ret
   .size kvmlike_user_copy, .-kvmlike_user_copy
+
+  .p2align 4
+  .globl kvmlike_user_probe_write
+  .hidden kvmlike_user_probe_write
+  .type kvmlike_user_probe_write, @function
+kvmlike_user_probe_write:
+  .globl kvmlike_user_probe_insn
+  .hidden kvmlike_user_probe_insn
+kvmlike_user_probe_insn:
+  lock orb $0, (%rdi)
+  xor %eax, %eax
+  ret
+  .globl kvmlike_user_probe_fixup
+  .hidden kvmlike_user_probe_fixup
+kvmlike_user_probe_fixup:
+  mov $1, %eax
+  ret
+  .size kvmlike_user_probe_write, .-kvmlike_user_probe_write
 )");
 
 namespace {
@@ -74,6 +96,10 @@ void OnFault(int sig, siginfo_t* info, void* ucv) {
   greg_t& rip = uc->uc_mcontext.gregs[REG_RIP];
   if (rip == reinterpret_cast<greg_t>(kvmlike_user_copy_insn)) {
     rip = reinterpret_cast<greg_t>(kvmlike_user_copy_fixup);
+    return;
+  }
+  if (rip == reinterpret_cast<greg_t>(kvmlike_user_probe_insn)) {
+    rip = reinterpret_cast<greg_t>(kvmlike_user_probe_fixup);
     return;
   }
   Chain(sig, info, ucv);
@@ -120,6 +146,13 @@ bool ChainFaultSigaction(int sig, const struct sigaction* act, struct sigaction*
   if (oldact) *oldact = prev;
   if (act) prev = *act;
   return true;
+}
+
+Status ProbeUserWrite(uint64_t user_addr) {
+  if (user_addr == 0 || !UserRangeOk(user_addr, 1)) return Error::kFault;
+  std::call_once(g_once, InstallOnce);
+  if (kvmlike_user_probe_write(reinterpret_cast<void*>(user_addr)) != 0) return Error::kFault;
+  return Status::Ok();
 }
 
 Status CopyFromUser(void* dst, uint64_t user_src, size_t len) {

@@ -35,6 +35,10 @@ Status WriteUser(uint64_t user_dst, const T& v) {
   return CopyToUser(user_dst, &v, sizeof(T));
 }
 
+// Checks that the byte at user_addr can be written, without changing it
+// (an atomic OR of zero): kFault otherwise.
+Status ProbeUserWrite(uint64_t user_addr);
+
 // The highest user address + 1 of this process (TASK_SIZE_MAX on x86-64 with
 // 4- or 5-level paging), for access_ok-style range checks.
 uint64_t UserAddressLimit();

@@ -27,9 +27,14 @@ class BindingTarget {
   // A range of the binding is being invalidated (punch-hole, release): remove
   // guest mappings of the GFNs that map it and keep faults on them from
   // installing new ones until the matching InvalidateEnd. Called with the
-  // inode's invalidate lock held exclusively; must not take slots_lock.
+  // inode's invalidate lock held exclusively and the file's lock held; must
+  // not take slots_lock and must not wait for vCPUs.
   virtual void InvalidateBegin(PgOffRange range) = 0;
   virtual void InvalidateEnd(PgOffRange range) = 0;
+  // After InvalidateBegin, with only the invalidate lock held: returns once no
+  // vCPU can still reach the zapped pages through a cached translation. The
+  // pages are freed after this.
+  virtual void SyncInvalidation() = 0;
 
  protected:
   ~BindingTarget() = default;

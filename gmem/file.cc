@@ -6,6 +6,7 @@
 
 #include <cassert>
 #include <climits>
+#include <vector>
 
 #include "base/config.h"
 #include "gmem/inode.h"
@@ -66,7 +67,12 @@ void File::ReleaseFile() {
     base::WriteGuard inv(inode->invalidate_lock());
     released_.store(true, std::memory_order_release);
     PgOffRange all{PgOff(0), base::ByteOffToPgOff(size_)};
-    ForEachBinding(all, [](Binding& b, PgOffRange r) { b.target().InvalidateBegin(r); });
+    std::vector<BindingTarget*> targets;
+    ForEachBinding(all, [&](Binding& b, PgOffRange r) {
+      b.target().InvalidateBegin(r);
+      targets.push_back(&b.target());
+    });
+    for (BindingTarget* t : targets) t->SyncInvalidation();
     ForEachBinding(all, [](Binding& b, PgOffRange r) { b.target().InvalidateEnd(r); });
     base::MutexGuard g(lock_);
     bindings_.clear();

@@ -43,6 +43,12 @@ class FramePool {
 
   // Host address of a frame; valid while the frame is allocated.
   void* Address(Pfn pfn) const { return base_ + (pfn.value() << base::kPageShift); }
+  // Debug/test query: whether p lies in the pool's reservation (allocated or
+  // not) — e.g. that a shared guest mapping never points at a private frame.
+  bool Contains(const void* p) const {
+    auto a = reinterpret_cast<uintptr_t>(p), b = reinterpret_cast<uintptr_t>(base_);
+    return a >= b && a - b < (nr_frames_ << base::kPageShift);
+  }
 
   uint64_t frames_total() const TA_EXCLUDES(lock_);  // resident frames
   uint64_t frames_free() const TA_EXCLUDES(lock_);

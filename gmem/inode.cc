@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "base/interruptible.h"
@@ -63,6 +64,7 @@ Inode::~Inode() {
   {
     base::MutexGuard g(pages_lock_);
     if (FramePool* pool = sys_.pool_if_created()) pages_.FreeAll(*pool);
+    if (shared_) munmap(shared_, size());
   }
   sys_.Unregister(*this);
 }
@@ -80,10 +82,17 @@ void Inode::UnlinkFile(File& f) { files_.erase(files_.iterator_to(f)); }
 // the hole), as KVM's mmu_invalidate begin/end do.
 class Inode::InvalidationScope {
  public:
+  // Vcpus are waited for after every file lock is dropped: a vCPU's fault
+  // path may take a file lock before it notices the invalidation.
   InvalidationScope(Inode& inode, PgOffRange range) TA_REQUIRES(inode.invalidate_lock_)
       : inode_(inode), range_(range) {
+    std::vector<BindingTarget*> targets;
     for (File& f : inode_.files_)
-      f.ForEachBinding(range_, [](Binding& b, PgOffRange r) { b.target().InvalidateBegin(r); });
+      f.ForEachBinding(range_, [&](Binding& b, PgOffRange r) {
+        b.target().InvalidateBegin(r);
+        targets.push_back(&b.target());
+      });
+    for (BindingTarget* t : targets) t->SyncInvalidation();
   }
   ~InvalidationScope() TA_NO_THREAD_SAFETY_ANALYSIS {
     for (File& f : inode_.files_)
@@ -142,6 +151,60 @@ Status Inode::PunchPages(PgOffRange range) {
   if (!pool) return Status::Ok();
   base::MutexGuard g(pages_lock_);
   pages_.Punch(range, *pool);
+  return Status::Ok();
+}
+
+Result<uint8_t*> Inode::SharedMapping() {
+  if (!shared_) {
+    void* p = mmap(nullptr, size(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                   own_fd_.get(), 0);
+    if (p == MAP_FAILED) return Error::kNoMemory;
+    shared_ = static_cast<uint8_t*>(p);
+  }
+  return shared_;
+}
+
+// A pool frame is zeroed the first time a guest uses it, not at fallocate (as
+// the kernel zeroes a folio that is not yet uptodate); memfd pages come zeroed
+// from the host when first touched.
+Result<uint8_t*> Inode::GetPage(PgOff off) {
+  if (off.value() >= nr_pages_) return Error::kInvalid;
+  base::MutexGuard g(pages_lock_);
+  if (memfd_backed()) {
+    TRY_ASSIGN(uint8_t * base, SharedMapping());
+    return base + base::PagesToBytes(off.value());
+  }
+  PageStore::Page page = pages_.Lookup(off);
+  if (!page.present) {
+    TRY_ASSIGN(FramePool * pool, sys_.pool());
+    TRY(pages_.Populate({off, off + 1}, *pool));
+    page = pages_.Lookup(off);
+  }
+  if (page.hwpoison) return Error::kHwPoison;
+  auto* host = static_cast<uint8_t*>(sys_.pool_if_created()->Address(page.pfn));
+  if (!page.uptodate) {
+    std::memset(host, 0, base::kPageSize);
+    pages_.SetUptodate(off);
+  }
+  return host;
+}
+
+uint8_t* Inode::PeekPage(PgOff off) const {
+  if (off.value() >= nr_pages_) return nullptr;
+  base::MutexGuard g(pages_lock_);
+  if (memfd_backed()) return shared_ ? shared_ + base::PagesToBytes(off.value()) : nullptr;
+  PageStore::Page page = pages_.Lookup(off);
+  FramePool* pool = sys_.pool_if_created();
+  if (!page.present || !pool) return nullptr;
+  return static_cast<uint8_t*>(pool->Address(page.pfn));
+}
+
+Status Inode::PoisonAndInvalidate(PgOff off) {
+  base::WriteGuard inv(invalidate_lock_);
+  InvalidationScope scope(*this, {off, off + 1});
+  base::MutexGuard g(pages_lock_);
+  if (memfd_backed() || !pages_.Lookup(off).present) return Error::kNotFound;
+  pages_.SetHwPoison(off);
   return Status::Ok();
 }
 

@@ -58,6 +58,23 @@ class Inode : public base::RefCounted<Inode> {
   // Present pages (pool frames or memfd pages resident in the page cache).
   uint64_t nr_present() const;
 
+  // The host address of page off for a guest access (kvm_gmem_get_pfn): a pool
+  // frame, allocated and zeroed on first use, or the memfd's page through
+  // kvmlike's mapping of it. kHwPoison for a poisoned page; kNoMemory when no
+  // frame (or no address space for the mapping) can be had.
+  base::Result<uint8_t*> GetPage(PgOff off);
+  // Debug/test query (stress test, invariant checks): the host address that
+  // GetPage would return for page off right now, without allocating, zeroing
+  // or failing — the pool frame of a present page (poisoned or not), the
+  // memfd page through kvmlike's mapping once it exists, else null. A snapshot:
+  // the answer is stable only while the caller keeps punches and faults of off
+  // from running.
+  uint8_t* PeekPage(PgOff off) const;
+  // Memory failure (a test hook): zaps the guest mappings of page off in every
+  // binding, keeps the page, and makes later GetPage calls fail with kHwPoison.
+  // kNotFound when the page is not allocated (or lives in the memfd).
+  base::Status PoisonAndInvalidate(PgOff off);
+
   // File list maintenance (File::Create / File::Release).
   void LinkFile(File& f);
   void UnlinkFile(File& f) TA_REQUIRES(invalidate_lock_);
@@ -69,6 +86,7 @@ class Inode : public base::RefCounted<Inode> {
  private:
   Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, base::UniqueFd own);
   base::Status AllocateChunk(PgOffRange range);
+  base::Result<uint8_t*> SharedMapping() TA_REQUIRES(pages_lock_);
   base::Status PunchPages(PgOffRange range);
 
   // Calls Begin on construction and End on destruction for every binding of
@@ -90,6 +108,9 @@ class Inode : public base::RefCounted<Inode> {
 
   mutable base::Mutex pages_lock_{base::LockClass::kPages};
   PageStore pages_ TA_GUARDED_BY(pages_lock_);
+  // memfd_backed(): kvmlike's mapping of the whole memfd, made at the first
+  // guest access (the VMM's own mappings are separate).
+  uint8_t* shared_ TA_GUARDED_BY(pages_lock_) = nullptr;
 };
 
 struct Inode::Created {

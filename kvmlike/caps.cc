@@ -1,5 +1,9 @@
 // KVM_CHECK_EXTENSION: capabilities are advertised exactly as features land.
 // A capability this file does not list answers 0, like any unknown one.
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "base/config.h"
 #include "kvm_uapi.h"
 #include "kvmlike/system.h"
@@ -26,6 +30,10 @@ long CheckExtension(long cap, const Vm* vm) {
   switch (cap) {
     case KVM_CAP_USER_MEMORY:
     case KVM_CAP_USER_MEMORY2:
+    case KVM_CAP_MEMORY_FAULT_INFO:
+    case KVM_CAP_PRE_FAULT_MEMORY:
+    case KVM_CAP_ENABLE_CAP_VM:
+    case KVM_CAP_BINARY_STATS_FD:
     case KVM_CAP_CHECK_EXTENSION_VM:
     case KVM_CAP_IMMEDIATE_EXIT:
     case KVM_CAP_GUEST_MEMFD:
@@ -33,6 +41,14 @@ long CheckExtension(long cap, const Vm* vm) {
       return 1;
     case KVM_CAP_NR_MEMSLOTS:
       return base::config::kMaxMemslots;
+    case KVM_CAP_MAX_VCPUS:
+      return kMaxVcpus;
+    case KVM_CAP_MAX_VCPU_ID:
+      return kMaxVcpuId;
+    case KVM_CAP_NR_VCPUS:
+      return std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+    case KVM_CAP_EXIT_HYPERCALL:
+      return kHypercallExitMask;
     case KVM_CAP_VM_TYPES:
       return SupportedVmTypes();
     case KVM_CAP_MEMORY_ATTRIBUTES:

@@ -1,5 +1,5 @@
 // FdObject: anything a kvmlike fd names — the system device, a VM, a
-// guest_memfd — and FdDirectory, the process's fd table as kvmlike sees it.
+// guest_memfd, a vCPU — and FdDirectory, the process's fd table as kvmlike sees it.
 //
 // Every object is backed by a real kernel fd (a memfd), so fd numbers stay
 // the kernel's. The front-end owns the table: each fd entry and each host
@@ -18,7 +18,7 @@ namespace kvmlike {
 
 class FdObject : public base::RefCounted<FdObject> {
  public:
-  enum class Kind : uint8_t { kSystem, kVm, kGmem };
+  enum class Kind : uint8_t { kSystem, kVm, kGmem, kVcpu, kStats };
 
   virtual ~FdObject() = default;
   virtual Kind kind() const = 0;

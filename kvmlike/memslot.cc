@@ -24,4 +24,6 @@ void Memslot::InvalidateBegin(PgOffRange range) { vm_.InvalidateBegin(as_id(), G
 
 void Memslot::InvalidateEnd(PgOffRange range) { vm_.InvalidateEnd(as_id(), GfnsOf(range)); }
 
+void Memslot::SyncInvalidation() { vm_.SyncTlbs(); }
+
 }  // namespace kvmlike

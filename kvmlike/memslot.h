@@ -70,6 +70,7 @@ class Memslot final : public gmem::BindingTarget {
   // gmem::BindingTarget: the file range is being invalidated.
   void InvalidateBegin(PgOffRange range) override;
   void InvalidateEnd(PgOffRange range) override;
+  void SyncInvalidation() override;
 
   SlotHook gfn_hook0_, gfn_hook1_, id_hook0_, id_hook1_;
 

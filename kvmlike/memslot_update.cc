@@ -122,13 +122,19 @@ Status Vm::ModifySlot(Memslot& old, const MemslotSpec& spec) {
     set.Erase(old);
     set.Insert(*fresh);
   });
-  delete &old;  // no reader can see it after the update
+  ZapSlot(old);  // faults see the new slot now; drop what the old one mapped
+  delete &old;   // no reader can see it after the update
   return Status::Ok();
 }
 
+// The slot leaves the published set first (after the update no fault can
+// find it, and none still holds it: the SRCU wait covers whole faults), then
+// its mappings are zapped and every vCPU's TLB flushed, and only then does
+// the binding go, so no guest mapping outlives the memory behind it.
 void Vm::DeleteSlot(Memslot& old) {
   AddressSpace& as = as_[old.as_id()];
   as.Update(srcu_, [&](auto& set) { set.Erase(old); });
+  ZapSlot(old);
   nr_memslot_pages_ -= old.npages();
   delete &old;  // unbinds its guest_memfd range
 }

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <string>
 #include <vector>
 
 #include "base/config.h"
@@ -57,7 +58,8 @@ void System::Unregister(Vm& vm) {
 Result<long> SystemFd::CreateVm(unsigned long type) {
   const VmTypeInfo* info = LookupVmType(type);
   if (!info) return Error::kInvalid;
-  auto vm = base::MakeRef<Vm>(sys_, info->type);
+  TRY_ASSIGN(auto stats, StatsBlock::Create("kvm-" + std::to_string(sys_.pid()), vmstat::Descs()));
+  auto vm = base::MakeRef<Vm>(sys_, info->type, std::move(stats));
   TRY_ASSIGN(base::UniqueFd fd, Placeholder("kvm-vm", true));  // VM fds are O_CLOEXEC
   return sys_.fds().Install(std::move(fd), std::move(vm));
 }

@@ -4,6 +4,7 @@
 
 #include "base/user_copy.h"
 #include "kvm_uapi.h"
+#include "kvmlike_ext.h"
 #include "kvmlike/gmem_fd.h"
 #include "kvmlike/system.h"
 
@@ -13,12 +14,14 @@ using base::Error;
 using base::Result;
 using base::Status;
 
-Vm::Vm(System& sys, VmType type)
+Vm::Vm(System& sys, VmType type, std::unique_ptr<StatsBlock> stats)
     : sys_(sys),
       id_(sys.NextVmId()),
       type_(type),
       info_(LookupVmType(static_cast<unsigned long>(type))),
-      creator_pid_(sys.pid()) {
+      creator_pid_(sys.pid()),
+      stats_(std::move(stats)),
+      tdp_(std::make_unique<mmu::Tdp>(info_->tdp_format)) {
   sys_.Register(*this);
 }
 
@@ -60,9 +63,24 @@ Result<long> Vm::Ioctl(unsigned long cmd, unsigned long arg) {
       return GetDirtyLog(arg);
     case KVM_SET_NR_MMU_PAGES:
       return SetNrMmuPages(arg);
+    case KVM_CREATE_VCPU:
+      return CreateVcpu(arg);
+    case KVM_ENABLE_CAP:
+      return EnableCap(arg);
+    case KVM_GET_STATS_FD:
+      return OpenStatsFd(*stats_);
+    case KVMLIKE_WALK_GPA:
+      return DebugWalk(arg);
+    case KVMLIKE_GMEM_POISON:
+      return DebugPoison(arg);
     default:
       return Error::kNoTty;
   }
+}
+
+Result<long> Vm::OpenStatsFd(const StatsBlock& block) {
+  TRY_ASSIGN(base::UniqueFd fd, block.OpenReadOnly());
+  return sys_.fds().Install(std::move(fd), base::MakeRef<StatsFd>(base::RefPtr<Vm>::FromRaw(this)));
 }
 
 Result<long> Vm::CheckExtension(long cap) const { return kvmlike::CheckExtension(cap, this); }
@@ -84,20 +102,5 @@ Result<long> Vm::CreateGuestMemfd(unsigned long arg) {
   return sys_.fds().Install(std::move(created.memfd), base::MakeRef<GmemFd>(sys_, std::move(file)));
 }
 
-void Vm::InvalidateBegin(int, GfnRange) {
-  base::MutexGuard g(mmu_lock_);
-  invalidate_in_progress_++;
-}
-
-void Vm::InvalidateEnd(int, GfnRange) {
-  base::MutexGuard g(mmu_lock_);
-  invalidate_seq_.fetch_add(1, std::memory_order_release);
-  invalidate_in_progress_--;
-}
-
-int64_t Vm::invalidations_in_progress() const {
-  base::MutexGuard g(mmu_lock_);
-  return invalidate_in_progress_;
-}
 
 }  // namespace kvmlike

@@ -18,14 +18,21 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <optional>
 
 #include "base/mutex.h"
 #include "base/result.h"
 #include "base/srcu.h"
+#include <map>
+#include <memory>
+
 #include "kvmlike/address_space.h"
 #include "kvmlike/attributes.h"
 #include "kvmlike/fd_object.h"
+#include "kvmlike/mmu/tdp.h"
+#include "kvmlike/stats.h"
 #include "kvmlike/vm_type.h"
+#include "kvmlike/x86/guest_memory.h"
 
 struct kvm_userspace_memory_region2;
 struct kvm_memory_attributes;
@@ -33,15 +40,35 @@ struct kvm_memory_attributes;
 namespace kvmlike {
 
 class System;
+class Vcpu;
 using SafeListHook = bi::list_member_hook<bi::link_mode<bi::safe_link>>;
 
 // One address space: kvmlike models no SMM, so as_id 1 is refused and
 // KVM_CAP_MULTI_ADDRESS_SPACE is not offered (as on an x86 kernel without SMM).
 inline constexpr int kAddressSpaces = 1;
 
+inline constexpr uint32_t kMaxVcpus = 4096;    // KVM_CAP_MAX_VCPUS
+inline constexpr uint32_t kMaxVcpuId = 4096;   // KVM_CAP_MAX_VCPU_ID
+inline constexpr uint64_t kHypercallExitMask = 1ull << 12;  // KVM_HC_MAP_GPA_RANGE
+
+// What a guest fault came to (the fault path's own outcome codes).
+enum class FaultOutcome : uint8_t {
+  kFixed,   // mapped: host is the page
+  kRetry,   // raced an invalidation: run the access again
+  kMmio,    // no memslot (or a write to a read-only slot): emulated MMIO
+  kExit,    // a memory-fault exit: the run area is filled, KVM_RUN fails with err
+};
+
+struct FaultResult {
+  FaultOutcome outcome;
+  uint8_t* host = nullptr;  // kFixed: host address of the 4 KiB page
+  base::Error err = base::Error::kFault;  // kExit
+  uint64_t exit_flags = 0;  // kExit: memory_fault.flags
+};
+
 class Vm final : public FdObject {
  public:
-  Vm(System& sys, VmType type);
+  Vm(System& sys, VmType type, std::unique_ptr<StatsBlock> stats);
   ~Vm() override;
 
   Kind kind() const override { return Kind::kVm; }
@@ -73,6 +100,34 @@ class Vm final : public FdObject {
 
   const AttributeMap& attributes() const { return attributes_; }
 
+  // vCPUs (KVM_CREATE_VCPU); a Vcpu unregisters itself when released.
+  void UnregisterVcpu(Vcpu& vcpu) TA_EXCLUDES(vcpus_lock_);
+
+  // The two-dimensional fault: resolves gpa for a vCPU access through the
+  // memslots, memory attributes and guest_memfd, and maps the page in the
+  // second-level table. Runs inside the memslot SRCU section.
+  FaultResult HandleFault(base::Gpa gpa, x86::AccessKind kind) TA_EXCLUDES(mmu_lock_);
+  // A vCPU TLB miss: walks the second-level table as the hardware walker
+  // does, setting accessed (and dirty for writes). The host page when gfn is
+  // mapped with the access allowed, else null (then the access faults).
+  uint8_t* TlbFill(base::Gfn gfn, x86::AccessKind kind, mmu::Perm* perm) TA_EXCLUDES(mmu_lock_);
+  // Walks the second-level table (debug query): the leaf for gfn, if any.
+  std::optional<mmu::Leaf> WalkTdp(base::Gfn gfn) TA_EXCLUDES(mmu_lock_);
+
+  // TLB shootdown: the generation vCPUs compare with at each access, and the
+  // wait for every vCPU in guest mode to have seen the current one.
+  uint64_t tlb_gen() const { return tlb_gen_.load(std::memory_order_acquire); }
+  void SyncTlbs() TA_EXCLUDES(vcpus_lock_);
+
+  bool hypercall_exit_enabled(uint64_t nr) const {
+    return nr < 64 && (hypercall_exits_.load(std::memory_order_relaxed) & (1ull << nr));
+  }
+  bool FromOtherProcess() const;
+
+  StatsBlock& stats() { return *stats_; }
+  // KVM_GET_STATS_FD on the VM or one of its vCPUs: a new read-only fd on block.
+  base::Result<long> OpenStatsFd(const StatsBlock& block);
+
   struct SlotInfo { uint16_t as_id, id; uint64_t npages; uint32_t file_id; };
   template <typename Fn>
   void ForEachSlot(Fn&& fn) TA_EXCLUDES(slots_lock_);
@@ -80,8 +135,18 @@ class Vm final : public FdObject {
   SafeListHook registry_hook_;  // System's list of VMs (its lock)
 
  private:
-  bool FromOtherProcess() const;
   base::Result<long> CheckExtension(long cap) const;
+  base::Result<long> CreateVcpu(unsigned long id);
+  base::Result<long> EnableCap(unsigned long arg);
+  base::Result<long> DebugWalk(unsigned long arg);
+  base::Result<long> DebugPoison(unsigned long arg);
+  FaultResult FaultPrivate(Memslot& slot, base::Gfn gfn);
+  FaultResult FaultShared(Memslot& slot, base::Gfn gfn, x86::AccessKind kind);
+  FaultResult Install(base::Gfn gfn, uint8_t* host, mmu::Perm perm, uint64_t seq)
+      TA_EXCLUDES(mmu_lock_);
+  void ZapSlot(const Memslot& slot) TA_EXCLUDES(mmu_lock_);
+  void ZapLocked(GfnRange range) TA_REQUIRES(mmu_lock_);
+  void PublishTdpStats() TA_REQUIRES(mmu_lock_);
   base::Result<long> CreateGuestMemfd(unsigned long arg);
   base::Result<long> SetUserMemoryRegion(unsigned long cmd, unsigned long arg);
   base::Status SetMemoryRegion(const kvm_userspace_memory_region2& mem) TA_REQUIRES(slots_lock_);
@@ -100,6 +165,7 @@ class Vm final : public FdObject {
   const VmType type_;
   const VmTypeInfo* const info_;
   const int creator_pid_;
+  const std::unique_ptr<StatsBlock> stats_;
   std::atomic<int64_t> users_{1};
 
   base::Mutex lock_{base::LockClass::kVm};
@@ -109,9 +175,16 @@ class Vm final : public FdObject {
   uint64_t nr_memslot_pages_ TA_GUARDED_BY(slots_lock_) = 0;
   AttributeMap attributes_;
 
+  // The vCPU table: raw back-pointers, each cleared by its Vcpu's release.
+  base::Mutex vcpus_lock_{base::LockClass::kLeaf};
+  std::map<uint32_t, Vcpu*> vcpus_ TA_GUARDED_BY(vcpus_lock_);
+  std::atomic<uint64_t> hypercall_exits_{0};
+
   mutable base::Mutex mmu_lock_{base::LockClass::kMmu};
+  std::unique_ptr<mmu::Tdp> tdp_ TA_GUARDED_BY(mmu_lock_);
   int64_t invalidate_in_progress_ TA_GUARDED_BY(mmu_lock_) = 0;
   std::atomic<uint64_t> invalidate_seq_{0};
+  std::atomic<uint64_t> tlb_gen_{0};
 };
 
 template <typename Fn>

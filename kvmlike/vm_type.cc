@@ -10,8 +10,9 @@ namespace {
 // shared; VMs with private memory get MMAP only (INIT_SHARED would make
 // memory host-faultable that the guest may expect to be private).
 constexpr VmTypeInfo kTypes[] = {
-    {VmType::kDefault, "default", false, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED, true},
-    {VmType::kSwProtected, "sw-protected", true, GUEST_MEMFD_FLAG_MMAP, true},
+    {VmType::kDefault, "default", false, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED, true,
+     mmu::Format::kEpt},
+    {VmType::kSwProtected, "sw-protected", true, GUEST_MEMFD_FLAG_MMAP, true, mmu::Format::kEpt},
 };
 
 bool Offered(VmType t) {

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "kvmlike/mmu/tdp.h"
+
 namespace kvmlike {
 
 enum class VmType : uint32_t {
@@ -16,6 +18,7 @@ struct VmTypeInfo {
   bool has_private_mem;     // PRIVATE attribute, private faults through gmem
   uint64_t gmem_flags;      // KVM_CAP_GUEST_MEMFD_FLAGS on a VM of this type
   bool has_readonly_mem;    // KVM_MEM_READONLY accepted
+  mmu::Format tdp_format;   // second-level table format (Intel-like EPT, AMD-like NPT)
 };
 
 // The types this build offers (Kconfig), as a KVM_CAP_VM_TYPES bitmap.

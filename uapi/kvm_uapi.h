@@ -206,6 +206,10 @@ KVMLIKE_UAPI_ASSERT(sizeof(struct kvm_sregs) == 312, "kvm_sregs size");
 KVMLIKE_UAPI_ASSERT(sizeof(struct kvm_segment) == 24, "kvm_segment size");
 KVMLIKE_UAPI_ASSERT(sizeof(struct kvm_cpuid_entry2) == 40, "kvm_cpuid_entry2 size");
 KVMLIKE_UAPI_ASSERT(sizeof(struct kvm_stats_header) == 24, "kvm_stats_header size");
+#ifndef __cplusplus
+/* 16 + name in the ABI; C++ sees a different sizeof with the 6.1 header. */
+KVMLIKE_UAPI_ASSERT(sizeof(struct kvm_stats_desc) == 16, "kvm_stats_desc fixed part");
+#endif
 
 KVMLIKE_UAPI_ASSERT(KVM_SET_USER_MEMORY_REGION == 0x4020AE46, "ioctl number");
 KVMLIKE_UAPI_ASSERT(KVM_SET_USER_MEMORY_REGION2 == 0x40A0AE49, "ioctl number");

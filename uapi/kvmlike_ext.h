@@ -53,8 +53,43 @@ struct kvmlike_pool_info {
 	__u64 reserved[5];
 };
 
+/*
+ * VM-fd debug query: the second-level (EPT/NPT) leaf that translates gpa.
+ * ENOENT when nothing maps it.
+ */
+struct kvmlike_walk_gpa {
+	__u64 gpa;      /* in */
+	__u32 level;    /* out: 1 = 4 KiB leaf, 2 = 2 MiB leaf */
+	__u32 perm;     /* out: KVMLIKE_PERM_* */
+	__u64 host;     /* out: host address of the mapped page (kvmlike's "PFN" << 12) */
+	__u64 raw;      /* out: the entry as stored (EPT or NPT format) */
+	__u32 format;   /* out: KVMLIKE_TDP_EPT or KVMLIKE_TDP_NPT */
+	__u32 flags;    /* out: KVMLIKE_LEAF_ACCESSED | KVMLIKE_LEAF_DIRTY */
+	__u64 reserved[2];
+};
+#define KVMLIKE_PERM_READ 1
+#define KVMLIKE_PERM_WRITE 2
+#define KVMLIKE_PERM_EXEC 4
+#define KVMLIKE_TDP_EPT 1
+#define KVMLIKE_TDP_NPT 2
+#define KVMLIKE_LEAF_ACCESSED 1
+#define KVMLIKE_LEAF_DIRTY 2
+
+/*
+ * VM-fd test hook (memory failure): marks the page at offset of a guest_memfd
+ * of this VM poisoned; later guest accesses fail with EHWPOISON and a
+ * memory-fault exit. ENOENT when the page is not allocated.
+ */
+struct kvmlike_gmem_poison {
+	__u32 fd;
+	__u32 pad;
+	__u64 offset;
+};
+
 #define KVMLIKE_PROBE _IO(KVMLIKE_IO, 0x00)
 #define KVMLIKE_DEBUG_OBJECTS _IOWR(KVMLIKE_IO, 0x01, struct kvmlike_debug_objects)
 #define KVMLIKE_POOL_INFO _IOR(KVMLIKE_IO, 0x02, struct kvmlike_pool_info)
+#define KVMLIKE_WALK_GPA _IOWR(KVMLIKE_IO, 0x10, struct kvmlike_walk_gpa)
+#define KVMLIKE_GMEM_POISON _IOW(KVMLIKE_IO, 0x11, struct kvmlike_gmem_poison)
 
 #endif /* KVMLIKE_UAPI_KVMLIKE_EXT_H */

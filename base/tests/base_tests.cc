@@ -64,7 +64,11 @@ TEST_CASE("user copies fail with kFault instead of crashing") {
   mprotect(page, 4096, PROT_READ);
   CHECK(CopyToUser(reinterpret_cast<uint64_t>(page), &v, sizeof v).error() == Error::kFault);
   CHECK(CopyFromUser(&out, reinterpret_cast<uint64_t>(page), sizeof out).ok());
+  CHECK(ProbeUserWrite(reinterpret_cast<uint64_t>(page)).error() == Error::kFault);
   mprotect(page, 4096, PROT_READ | PROT_WRITE);
+  static_cast<char*>(page)[7] = 9;
+  CHECK(ProbeUserWrite(reinterpret_cast<uint64_t>(page) + 7).ok());
+  CHECK(static_cast<char*>(page)[7] == 9);  // unchanged
   // Kernel-half and non-canonical addresses never reach the copy.
   CHECK(CopyFromUser(&out, 0xffff800000000000ull, sizeof out).error() == Error::kFault);
   CHECK(CopyFromUser(&out, 1ull << 60, sizeof out).error() == Error::kFault);

@@ -16,6 +16,7 @@
 #include "frontends/capi/frontend.h"
 #include "base/user_copy.h"
 #include "kvmlike/gmem_fd.h"
+#include "kvmlike/vcpu.h"
 
 namespace frontend {
 namespace {
@@ -112,12 +113,11 @@ void kvmlike_fd_closed(int fd) {
 void* kvmlike_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   base::RefPtr<FdObject> obj = LookupOrEbadf(fd);
   if (!obj) return MAP_FAILED;
-  GmemFd* gmem = AsGmem(obj);
-  if (!gmem) {
-    errno = ENODEV;  // neither /dev/kvm nor a VM fd can be mapped (vCPU fds can)
-    return MAP_FAILED;
-  }
-  base::Result<void*> r = gmem->Mmap(addr, len, prot, flags, fd, off);
+  base::Result<void*> r = base::Error::kNoDevice;  // /dev/kvm and VM fds have no mmap
+  if (GmemFd* gmem = AsGmem(obj))
+    r = gmem->Mmap(addr, len, prot, flags, fd, off);
+  else if (obj->kind() == FdObject::Kind::kVcpu)
+    r = static_cast<kvmlike::Vcpu&>(*obj).Mmap(addr, len, prot, flags, fd, off);
   if (!r.ok()) {
     Fail(r.error());
     return MAP_FAILED;
@@ -184,7 +184,20 @@ int kvmlike_fcntl(int fd, int cmd, unsigned long) {
   base::RefPtr<FdObject> obj = LookupOrEbadf(fd);
   if (!obj) return -1;
   if (AsGmem(obj) && (cmd == F_ADD_SEALS || cmd == F_GET_SEALS)) return Fail(base::Error::kInvalid);
+  // A stats fd is a reopened memfd, and open() adds O_LARGEFILE on 64-bit;
+  // KVM's stats fds have exactly O_RDONLY.
+  if (obj->kind() == FdObject::Kind::kStats && cmd == F_GETFL) {
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? flags : flags & ~0100000;  // O_LARGEFILE (x86-64's kernel value)
+  }
   return -2;
+}
+
+bool kvmlike_answers_file_io(int fd) {
+  Frontend* f = frontend::GetIfCreated();
+  if (!f || !f->fds.Owns(fd)) return false;
+  base::RefPtr<FdObject> obj = f->fds.Lookup(fd);
+  return obj && obj->kind() != FdObject::Kind::kStats;
 }
 
 long kvmlike_file_op(int fd, enum kvmlike_file_op op) {

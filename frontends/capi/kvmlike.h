@@ -80,6 +80,13 @@ int kvmlike_ftruncate(int fd, off_t len);
 int kvmlike_fcntl(int fd, int cmd, unsigned long arg);
 
 /*
+ * Does kvmlike answer read/write/lseek-family calls on fd? False for fds it
+ * does not own and for stats fds, whose reads the kernel serves (the stats
+ * data lives in the memfd behind them).
+ */
+bool kvmlike_answers_file_io(int fd);
+
+/*
  * Operations Linux refuses on these files: read, write, pread, pwrite, lseek,
  * readv/writev and friends. Returns -1 with the errno Linux gives.
  */

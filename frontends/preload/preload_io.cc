@@ -135,68 +135,68 @@ PRELOAD_EXPORT int futimens(int fd, const struct timespec times[2]) {
 }
 
 PRELOAD_EXPORT off_t lseek(int fd, off_t offset, int whence) {
-  if (kvmlike_owns_fd(fd)) return preload::LseekOwned(fd, whence);
+  if (kvmlike_answers_file_io(fd)) return preload::LseekOwned(fd, whence);
   return libc::lseek(fd, offset, whence);
 }
 
 PRELOAD_EXPORT off64_t lseek64(int fd, off64_t offset, int whence) {
-  if (kvmlike_owns_fd(fd)) return preload::LseekOwned(fd, whence);
+  if (kvmlike_answers_file_io(fd)) return preload::LseekOwned(fd, whence);
   return libc::lseek64(fd, offset, whence);
 }
 
 PRELOAD_EXPORT ssize_t read(int fd, void* buf, size_t count) {
-  if (kvmlike_owns_fd(fd)) return kvmlike_file_op(fd, KVMLIKE_OP_READ);
+  if (kvmlike_answers_file_io(fd)) return kvmlike_file_op(fd, KVMLIKE_OP_READ);
   return libc::read(fd, buf, count);
 }
 
 PRELOAD_EXPORT ssize_t write(int fd, const void* buf, size_t count) {
-  if (kvmlike_owns_fd(fd)) return kvmlike_file_op(fd, KVMLIKE_OP_WRITE);
+  if (kvmlike_answers_file_io(fd)) return kvmlike_file_op(fd, KVMLIKE_OP_WRITE);
   return libc::write(fd, buf, count);
 }
 
 PRELOAD_EXPORT ssize_t pread(int fd, void* buf, size_t count, off_t offset) {
-  if (kvmlike_owns_fd(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
+  if (kvmlike_answers_file_io(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
   return libc::pread(fd, buf, count, offset);
 }
 
 PRELOAD_EXPORT ssize_t pread64(int fd, void* buf, size_t count, off64_t offset) {
-  if (kvmlike_owns_fd(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
+  if (kvmlike_answers_file_io(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
   return libc::pread64(fd, buf, count, offset);
 }
 
 PRELOAD_EXPORT ssize_t pwrite(int fd, const void* buf, size_t count, off_t offset) {
-  if (kvmlike_owns_fd(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PWRITE);
+  if (kvmlike_answers_file_io(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PWRITE);
   return libc::pwrite(fd, buf, count, offset);
 }
 
 PRELOAD_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t count, off64_t offset) {
-  if (kvmlike_owns_fd(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PWRITE);
+  if (kvmlike_answers_file_io(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PWRITE);
   return libc::pwrite64(fd, buf, count, offset);
 }
 
 PRELOAD_EXPORT ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
-  if (kvmlike_owns_fd(fd)) return kvmlike_file_op(fd, KVMLIKE_OP_READ);
+  if (kvmlike_answers_file_io(fd)) return kvmlike_file_op(fd, KVMLIKE_OP_READ);
   return libc::readv(fd, iov, iovcnt);
 }
 
 PRELOAD_EXPORT ssize_t writev(int fd, const struct iovec* iov, int iovcnt) {
-  if (kvmlike_owns_fd(fd)) return kvmlike_file_op(fd, KVMLIKE_OP_WRITE);
+  if (kvmlike_answers_file_io(fd)) return kvmlike_file_op(fd, KVMLIKE_OP_WRITE);
   return libc::writev(fd, iov, iovcnt);
 }
 
 PRELOAD_EXPORT ssize_t preadv(int fd, const struct iovec* iov, int iovcnt, off_t offset) {
-  if (kvmlike_owns_fd(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
+  if (kvmlike_answers_file_io(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
   return libc::preadv(fd, iov, iovcnt, offset);
 }
 
 PRELOAD_EXPORT ssize_t preadv64(int fd, const struct iovec* iov, int iovcnt, off64_t offset) {
-  if (kvmlike_owns_fd(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
+  if (kvmlike_answers_file_io(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
   return libc::preadv64(fd, iov, iovcnt, offset);
 }
 
 PRELOAD_EXPORT ssize_t preadv2(int fd, const struct iovec* iov, int iovcnt, off_t offset,
                                int flags) {
-  if (kvmlike_owns_fd(fd)) {
+  if (kvmlike_answers_file_io(fd)) {
     return PositionalV2Owned(fd, offset, KVMLIKE_OP_READ, KVMLIKE_OP_PREAD);
   }
   return libc::preadv2(fd, iov, iovcnt, offset, flags);
@@ -204,25 +204,25 @@ PRELOAD_EXPORT ssize_t preadv2(int fd, const struct iovec* iov, int iovcnt, off_
 
 PRELOAD_EXPORT ssize_t preadv64v2(int fd, const struct iovec* iov, int iovcnt,
                                   off64_t offset, int flags) {
-  if (kvmlike_owns_fd(fd)) {
+  if (kvmlike_answers_file_io(fd)) {
     return PositionalV2Owned(fd, offset, KVMLIKE_OP_READ, KVMLIKE_OP_PREAD);
   }
   return libc::preadv64v2(fd, iov, iovcnt, offset, flags);
 }
 
 PRELOAD_EXPORT ssize_t pwritev(int fd, const struct iovec* iov, int iovcnt, off_t offset) {
-  if (kvmlike_owns_fd(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PWRITE);
+  if (kvmlike_answers_file_io(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PWRITE);
   return libc::pwritev(fd, iov, iovcnt, offset);
 }
 
 PRELOAD_EXPORT ssize_t pwritev64(int fd, const struct iovec* iov, int iovcnt, off64_t offset) {
-  if (kvmlike_owns_fd(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PWRITE);
+  if (kvmlike_answers_file_io(fd)) return PositionalOwned(fd, offset, KVMLIKE_OP_PWRITE);
   return libc::pwritev64(fd, iov, iovcnt, offset);
 }
 
 PRELOAD_EXPORT ssize_t pwritev2(int fd, const struct iovec* iov, int iovcnt, off_t offset,
                                 int flags) {
-  if (kvmlike_owns_fd(fd)) {
+  if (kvmlike_answers_file_io(fd)) {
     return PositionalV2Owned(fd, offset, KVMLIKE_OP_WRITE, KVMLIKE_OP_PWRITE);
   }
   return libc::pwritev2(fd, iov, iovcnt, offset, flags);
@@ -230,7 +230,7 @@ PRELOAD_EXPORT ssize_t pwritev2(int fd, const struct iovec* iov, int iovcnt, off
 
 PRELOAD_EXPORT ssize_t pwritev64v2(int fd, const struct iovec* iov, int iovcnt,
                                    off64_t offset, int flags) {
-  if (kvmlike_owns_fd(fd)) {
+  if (kvmlike_answers_file_io(fd)) {
     return PositionalV2Owned(fd, offset, KVMLIKE_OP_WRITE, KVMLIKE_OP_PWRITE);
   }
   return libc::pwritev64v2(fd, iov, iovcnt, offset, flags);
@@ -238,21 +238,21 @@ PRELOAD_EXPORT ssize_t pwritev64v2(int fd, const struct iovec* iov, int iovcnt,
 
 // The _chk entry points keep their buffer-overflow check for kvmlike fds too.
 PRELOAD_EXPORT ssize_t __read_chk(int fd, void* buf, size_t count, size_t buflen) {
-  if (!kvmlike_owns_fd(fd)) return libc::read_chk(fd, buf, count, buflen);
+  if (!kvmlike_answers_file_io(fd)) return libc::read_chk(fd, buf, count, buflen);
   if (count > buflen) __chk_fail();
   return kvmlike_file_op(fd, KVMLIKE_OP_READ);
 }
 
 PRELOAD_EXPORT ssize_t __pread_chk(int fd, void* buf, size_t count, off_t offset,
                                    size_t buflen) {
-  if (!kvmlike_owns_fd(fd)) return libc::pread_chk(fd, buf, count, offset, buflen);
+  if (!kvmlike_answers_file_io(fd)) return libc::pread_chk(fd, buf, count, offset, buflen);
   if (count > buflen) __chk_fail();
   return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
 }
 
 PRELOAD_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t count, off64_t offset,
                                      size_t buflen) {
-  if (!kvmlike_owns_fd(fd)) return libc::pread64_chk(fd, buf, count, offset, buflen);
+  if (!kvmlike_answers_file_io(fd)) return libc::pread64_chk(fd, buf, count, offset, buflen);
   if (count > buflen) __chk_fail();
   return PositionalOwned(fd, offset, KVMLIKE_OP_PREAD);
 }

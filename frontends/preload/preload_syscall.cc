@@ -38,6 +38,7 @@ int KernelStatx(int dirfd, const char* path, int flags, unsigned int mask, struc
 }
 
 bool Owns(long fd_word) { return kvmlike_owns_fd(Int(fd_word)); }
+bool AnswersIo(long fd_word) { return kvmlike_answers_file_io(Int(fd_word)); }
 
 // The kvmlike route for `nr`, or PassThrough when the call does not concern kvmlike.
 long Route(long nr, const SyscallArgs& a) {
@@ -102,19 +103,19 @@ long Route(long nr, const SyscallArgs& a) {
       }
       break;
     case SYS_read:
-      if (Owns(a[0])) return kvmlike_file_op(Int(a[0]), KVMLIKE_OP_READ);
+      if (AnswersIo(a[0])) return kvmlike_file_op(Int(a[0]), KVMLIKE_OP_READ);
       break;
     case SYS_write:
-      if (Owns(a[0])) return kvmlike_file_op(Int(a[0]), KVMLIKE_OP_WRITE);
+      if (AnswersIo(a[0])) return kvmlike_file_op(Int(a[0]), KVMLIKE_OP_WRITE);
       break;
     case SYS_pread64:
-      if (Owns(a[0])) return PositionalOwned(Int(a[0]), a[3], KVMLIKE_OP_PREAD);
+      if (AnswersIo(a[0])) return PositionalOwned(Int(a[0]), a[3], KVMLIKE_OP_PREAD);
       break;
     case SYS_pwrite64:
-      if (Owns(a[0])) return PositionalOwned(Int(a[0]), a[3], KVMLIKE_OP_PWRITE);
+      if (AnswersIo(a[0])) return PositionalOwned(Int(a[0]), a[3], KVMLIKE_OP_PWRITE);
       break;
     case SYS_lseek:
-      if (Owns(a[0])) return LseekOwned(Int(a[0]), Int(a[2]));
+      if (AnswersIo(a[0])) return LseekOwned(Int(a[0]), Int(a[2]));
       break;
     default:
       break;

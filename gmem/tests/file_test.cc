@@ -15,8 +15,10 @@ namespace {
 
 struct FakeSlot final : BindingTarget {
   std::vector<PgOffRange> begun, ended;
+  int synced = 0;
   void InvalidateBegin(PgOffRange r) override { begun.push_back(r); }
   void InvalidateEnd(PgOffRange r) override { ended.push_back(r); }
+  void SyncInvalidation() override { synced++; }
 };
 
 constexpr int64_t kP = static_cast<int64_t>(base::kPageSize);
@@ -72,6 +74,7 @@ TEST_CASE("punch invalidates only overlapping bindings, begin before end") {
   REQUIRE(f.file->Fallocate(f.fd.get(), FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 2 * kP, 4 * kP).ok());
   CHECK(a.begun == std::vector<PgOffRange>{{PgOff(2), PgOff(4)}});
   CHECK(a.ended == a.begun);
+  CHECK(a.synced == 1);
   CHECK(b.begun.empty());
   CHECK(f.file->inode()->nr_present() == 12);
   f.file->DropUser();

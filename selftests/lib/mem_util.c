@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/mman.h>
 
 size_t page_round(size_t n) { return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
@@ -93,4 +94,95 @@ bool fallocate_is(int fd, int mode, off_t off, off_t len, int want_errno)
 	ksft_print_msg("  (fallocate mode 0x%x, offset 0x%llx, len 0x%llx)", mode,
 		       (long long)off, (long long)len);
 	return false;
+}
+
+/* ---- argument pointer kinds ---- */
+
+const char *const ptr_kind_name[NR_PTR_KINDS] = {
+	[P_NULL] = "NULL",
+	[P_ONE] = "address 1",
+	[P_KERNEL] = "kernel address 0xffff800000000000",
+	[P_NONCANONICAL] = "non-canonical 0x8000000000000000",
+	[P_PROT_NONE] = "PROT_NONE page",
+	[P_UNMAPPED] = "munmap'ed page",
+	[P_STRADDLE_NONE] = "struct straddling into a PROT_NONE page",
+	[P_LAST_BYTE_NONE] = "struct whose last byte is in a PROT_NONE page",
+	[P_STRADDLE_UNMAPPED] = "struct straddling into a munmap'ed page",
+	[P_EXACT_END] = "struct ending exactly at a PROT_NONE page",
+	[P_ODD] = "odd (unaligned) address",
+	[P_READONLY] = "read-only page",
+};
+
+struct placed place_arg(enum ptr_kind kind, const void *tmpl, size_t len)
+{
+	struct placed pl = { 0 };
+	size_t span = page_round(len) + PAGE_SIZE;
+	char *m;
+
+	switch (kind) {
+	case P_NULL:
+		pl.arg = NULL;
+		break;
+	case P_ONE:
+		pl.arg = (void *)1;
+		break;
+	case P_KERNEL:
+		pl.arg = (void *)0xffff800000000000ul;
+		break;
+	case P_NONCANONICAL:
+		pl.arg = (void *)0x8000000000000000ul;
+		break;
+	case P_PROT_NONE:
+		pl.map = pl.arg = map_anon(PAGE_SIZE, PROT_NONE, MAP_PRIVATE);
+		pl.map_len = PAGE_SIZE;
+		break;
+	case P_UNMAPPED:
+		pl.arg = kvm_unmapped_page();
+		break;
+	case P_STRADDLE_NONE:
+	case P_LAST_BYTE_NONE:
+	case P_STRADDLE_UNMAPPED:
+	case P_EXACT_END: {
+		size_t valid = kind == P_EXACT_END ? len
+			       : kind == P_LAST_BYTE_NONE ? len - 1
+							   : len / 2;
+		m = map_anon(span, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		char *guard = m + span - PAGE_SIZE;
+		pl.arg = guard - valid;
+		memcpy(pl.arg, tmpl, valid);
+		if (kind == P_STRADDLE_UNMAPPED) {
+			TEST_ASSERT(munmap(guard, PAGE_SIZE) == 0, "munmap");
+			pl.map_len = span - PAGE_SIZE;
+		} else {
+			TEST_ASSERT(mprotect(guard, PAGE_SIZE, PROT_NONE) == 0, "mprotect");
+			pl.map_len = span;
+		}
+		pl.map = m;
+		break;
+	}
+	case P_ODD:
+		m = map_anon(span, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		pl.arg = m + 1;
+		memcpy(pl.arg, tmpl, len);
+		pl.map = m;
+		pl.map_len = span;
+		break;
+	case P_READONLY:
+		m = map_anon(span, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		memcpy(m, tmpl, len);
+		TEST_ASSERT(mprotect(m, span, PROT_READ) == 0, "mprotect");
+		pl.arg = m;
+		pl.map = m;
+		pl.map_len = span;
+		break;
+	case NR_PTR_KINDS:
+		break;
+	}
+	return pl;
+}
+
+void release_arg(struct placed *pl)
+{
+	if (pl->map)
+		munmap(pl->map, pl->map_len);
 }

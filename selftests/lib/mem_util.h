@@ -50,4 +50,41 @@ bool is_pattern(const uint8_t *p, size_t len);
  */
 bool fallocate_is(int fd, int mode, off_t off, off_t len, int want_errno);
 
+/*
+ * Where an ioctl's argument pointer points, for bad-input tables. The kinds
+ * up to P_STRADDLE_UNMAPPED are invalid (the kernel answers EFAULT); from
+ * P_EXACT_END on they are valid, P_READONLY only for ioctls that do not
+ * write the struct back.
+ */
+enum ptr_kind {
+	P_NULL,
+	P_ONE,
+	P_KERNEL,
+	P_NONCANONICAL,
+	P_PROT_NONE,
+	P_UNMAPPED,
+	P_STRADDLE_NONE,
+	P_LAST_BYTE_NONE,
+	P_STRADDLE_UNMAPPED,
+	P_EXACT_END,
+	P_ODD,
+	P_READONLY,
+	NR_PTR_KINDS,
+};
+extern const char *const ptr_kind_name[NR_PTR_KINDS];
+
+/* Where an argument was put, to release it afterwards. */
+struct placed {
+	void *arg;
+	void *map;
+	size_t map_len;
+};
+
+/*
+ * Puts `len` bytes of `tmpl` where `kind` says, as far as they can be
+ * written (a straddling struct gets its mapped prefix).
+ */
+struct placed place_arg(enum ptr_kind kind, const void *tmpl, size_t len);
+void release_arg(struct placed *pl);
+
 #endif

@@ -186,6 +186,7 @@ long kvmlike_file_op(int fd, enum kvmlike_file_op op) {
 void kvmlike_atfork_child(void) { ++g_log.atfork_child; }
 
 int kvmlike_setattr(int) { return -2; }
+bool kvmlike_answers_file_io(int fd) { return kvmlike_owns_fd(fd); }
 int kvmlike_sigaction(int, const struct sigaction*, struct sigaction*) { return -2; }
 int kvmlike_madvise(void*, size_t, int) { return -2; }
 void kvmlike_mremapped(void*, size_t, void*, size_t) {}

@@ -1,0 +1,177 @@
+// The two-dimensional fault path (DESIGN §1): memslot → shared or private? →
+// guest_memfd file → inode page, or the VMM's userspace_addr memory → a leaf
+// in the second-level table. Mismatches and missing backing become memory-fault
+// exits, as KVM's kvm_faultin_pfn does.
+//
+// Races: the fault reads invalidate_seq_ before it looks anything up and
+// installs only if no invalidation began or ended meanwhile (Install); an
+// invalidation zaps under mmu_lock_ and bumps tlb_gen_, so a mapping made from
+// stale state is either refused or zapped.
+#include <sched.h>
+
+#include <vector>
+
+#include "base/user_copy.h"
+#include "gmem/inode.h"
+#include "kvm_uapi.h"
+#include "kvmlike/vcpu.h"
+#include "kvmlike/vm.h"
+
+namespace kvmlike {
+
+using base::Error;
+using base::Gfn;
+using x86::AccessKind;
+
+namespace {
+
+FaultResult MemoryFaultExit(Error err, uint64_t flags) {
+  return {FaultOutcome::kExit, nullptr, err, flags};
+}
+
+constexpr uint64_t kPrivate = KVM_MEMORY_EXIT_FLAG_PRIVATE;
+
+}  // namespace
+
+FaultResult Vm::HandleFault(base::Gpa gpa, AccessKind kind) {
+  Gfn gfn = base::GpaToGfn(gpa);
+  uint64_t seq = invalidate_seq_.load(std::memory_order_acquire);
+  base::SrcuReadGuard srcu(srcu_);
+  Memslot* slot = as_[0].Read([&](auto& set) { return set.ByGfn(gfn); });
+  bool is_private = info_->has_private_mem && (attributes_.Get(gfn) & KVM_MEMORY_ATTRIBUTE_PRIVATE);
+  if (!slot) return is_private ? MemoryFaultExit(Error::kFault, kPrivate) : FaultResult{FaultOutcome::kMmio};
+  FaultResult r = is_private ? FaultPrivate(*slot, gfn) : FaultShared(*slot, gfn, kind);
+  if (r.outcome != FaultOutcome::kFixed) return r;
+  mmu::Perm perm;
+  perm.write = !(slot->flags() & KVM_MEM_READONLY);
+  return Install(gfn, r.host, perm, seq);
+}
+
+// Private memory exists only in guest_memfd: a private access to another kind
+// of slot, or through a binding whose file was released, is the VMM's problem.
+FaultResult Vm::FaultPrivate(Memslot& slot, Gfn gfn) {
+  if (!slot.has_gmem()) return MemoryFaultExit(Error::kFault, kPrivate);
+  gmem::Binding& b = *slot.binding();
+  base::RefPtr<gmem::Inode> inode = b.file().inode();
+  if (!inode || b.severed()) return MemoryFaultExit(Error::kFault, kPrivate);
+  base::Result<uint8_t*> page = inode->GetPage(slot.PgOffOf(gfn));
+  if (!page.ok())
+    return MemoryFaultExit(page.error() == Error::kHwPoison ? Error::kHwPoison : Error::kFault, kPrivate);
+  return {FaultOutcome::kFixed, page.value()};
+}
+
+// Shared accesses: slots bound to an MMAP-capable guest_memfd are served from
+// it (KVM_MEMSLOT_GMEM_ONLY); other slots from the VMM's memory, which must be
+// there — a hole becomes a memory-fault exit with EFAULT, not a crash.
+FaultResult Vm::FaultShared(Memslot& slot, Gfn gfn, AccessKind kind) {
+  if (kind == AccessKind::kWrite && (slot.flags() & KVM_MEM_READONLY))
+    return {FaultOutcome::kMmio};
+  if (slot.has_gmem() && (slot.binding()->file().flags() & GUEST_MEMFD_FLAG_MMAP)) {
+    gmem::Binding& b = *slot.binding();
+    base::RefPtr<gmem::Inode> inode = b.file().inode();
+    if (!inode || b.severed()) return MemoryFaultExit(Error::kFault, 0);
+    base::Result<uint8_t*> page = inode->GetPage(slot.PgOffOf(gfn));
+    if (!page.ok())
+      return MemoryFaultExit(page.error() == Error::kHwPoison ? Error::kHwPoison : Error::kFault, 0);
+    return {FaultOutcome::kFixed, page.value()};
+  }
+  uint64_t hva = slot.userspace_addr().value() + base::PagesToBytes(gfn - slot.base_gfn());
+  uint8_t probe;
+  // Touches the page once through a fault-safe copy: it must be mapped (and
+  // is now resident) before the interpreter dereferences it.
+  if (!base::CopyFromUser(&probe, hva, 1).ok()) return MemoryFaultExit(Error::kFault, 0);
+  if (kind == AccessKind::kWrite && !base::ProbeUserWrite(hva).ok())
+    return MemoryFaultExit(Error::kFault, 0);
+  return {FaultOutcome::kFixed, reinterpret_cast<uint8_t*>(hva)};
+}
+
+FaultResult Vm::Install(Gfn gfn, uint8_t* host, mmu::Perm perm, uint64_t seq) {
+  base::MutexGuard g(mmu_lock_);
+  if (invalidate_in_progress_ || invalidate_seq_.load(std::memory_order_relaxed) != seq) {
+    stats_->Add(vmstat::kFaultRetries);
+    return {FaultOutcome::kRetry};
+  }
+  if (!tdp_->Map(gfn, base::Hva(reinterpret_cast<uint64_t>(host)), mmu::PageSize::k4K, perm).ok())
+    return MemoryFaultExit(Error::kNoMemory, 0);
+  stats_->Add(vmstat::kFaults);
+  PublishTdpStats();
+  return {FaultOutcome::kFixed, host};
+}
+
+uint8_t* Vm::TlbFill(Gfn gfn, AccessKind kind, mmu::Perm* perm) {
+  base::MutexGuard g(mmu_lock_);
+  std::optional<mmu::Leaf> leaf = tdp_->Walk(gfn);
+  bool write = kind == AccessKind::kWrite;
+  if (!leaf || (write && !leaf->perm.write) || (kind == AccessKind::kFetch && !leaf->perm.exec))
+    return nullptr;
+  tdp_->MarkAccessed(gfn, write);
+  *perm = leaf->perm;
+  // The TLB entry allows writes only once the leaf is dirty, so the first
+  // write after a read walks again and sets the dirty bit.
+  perm->write = leaf->perm.write && (write || leaf->dirty);
+  return reinterpret_cast<uint8_t*>(leaf->PageOf(gfn).value());
+}
+
+std::optional<mmu::Leaf> Vm::WalkTdp(Gfn gfn) {
+  base::MutexGuard g(mmu_lock_);
+  return tdp_->Walk(gfn);
+}
+
+void Vm::PublishTdpStats() {
+  stats_->Set(vmstat::kPages4k, tdp_->mapped_4k());
+  stats_->Set(vmstat::kPages2m, tdp_->mapped_2m());
+}
+
+void Vm::ZapLocked(GfnRange range) {
+  uint64_t n = tdp_->Zap(range);
+  stats_->Add(vmstat::kZaps);
+  stats_->Add(vmstat::kZappedPages, n);
+  PublishTdpStats();
+  tlb_gen_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void Vm::ZapSlot(const Memslot& slot) {
+  {
+    base::MutexGuard g(mmu_lock_);
+    ZapLocked(slot.gfns());
+  }
+  SyncTlbs();
+}
+
+void Vm::InvalidateBegin(int, GfnRange range) {
+  base::MutexGuard g(mmu_lock_);
+  invalidate_in_progress_++;
+  ZapLocked(range);
+}
+
+void Vm::InvalidateEnd(int, GfnRange) {
+  base::MutexGuard g(mmu_lock_);
+  invalidate_seq_.fetch_add(1, std::memory_order_release);
+  invalidate_in_progress_--;
+}
+
+int64_t Vm::invalidations_in_progress() const {
+  base::MutexGuard g(mmu_lock_);
+  return invalidate_in_progress_;
+}
+
+// A vCPU in guest mode acknowledges the generation at its next memory access
+// (every instruction fetches), flushing its TLB; one outside guest mode
+// checks on entry. Called with no lock a vCPU's fault path could wait on.
+void Vm::SyncTlbs() {
+  uint64_t gen = tlb_gen();
+  stats_->Add(vmstat::kRemoteTlbFlushRequests);
+  std::vector<base::RefPtr<FdObject>> vcpus;
+  {
+    base::MutexGuard g(vcpus_lock_);
+    for (auto& [id, v] : vcpus_)
+      if (auto r = base::RefPtr<FdObject>::TryFromRaw(v)) vcpus.push_back(std::move(r));
+  }
+  for (auto& obj : vcpus) {
+    auto& v = static_cast<Vcpu&>(*obj);
+    while (v.in_guest() && v.tlb_gen_acked() < gen) sched_yield();
+  }
+  stats_->Add(vmstat::kRemoteTlbFlush);
+}
+
+}  // namespace kvmlike
