@@ -58,12 +58,12 @@ class Vcpu final : public FdObject {
   Vcpu(Vm& vm, uint32_t id, kvm_run* run, std::unique_ptr<StatsBlock> stats);
 
   base::Result<long> Run(unsigned long arg) TA_REQUIRES(run_lock_);
-  base::Result<long> GetRegs(unsigned long arg);
-  base::Result<long> SetRegs(unsigned long arg);
-  base::Result<long> GetSregs(unsigned long arg);
-  base::Result<long> SetSregs(unsigned long arg);
-  base::Result<long> PreFault(unsigned long arg);
-  base::Result<long> EnableCap(unsigned long arg);
+  base::Result<long> GetRegs(unsigned long arg) TA_REQUIRES(run_lock_);
+  base::Result<long> SetRegs(unsigned long arg) TA_REQUIRES(run_lock_);
+  base::Result<long> GetSregs(unsigned long arg) TA_REQUIRES(run_lock_);
+  base::Result<long> SetSregs(unsigned long arg) TA_REQUIRES(run_lock_);
+  base::Result<long> PreFault(unsigned long arg) TA_REQUIRES(run_lock_);
+  base::Result<long> EnableCap(unsigned long arg) TA_REQUIRES(run_lock_);
   void CompletePendingExit(VcpuMemory& mem) TA_REQUIRES(run_lock_);
   // One guest stop turned into the kvm_run exit; returns true to leave KVM_RUN.
   bool ReportStop(const x86::Stop& stop) TA_REQUIRES(run_lock_);

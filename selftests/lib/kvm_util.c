@@ -182,6 +182,12 @@ int run_expect_signal(void (*fn)(void *arg), void *arg)
 {
 	pid_t pid = kvm_fork();
 	if (pid == 0) {
+		/*
+		 * Default actions, so that a sanitizer runtime's handlers cannot turn
+		 * the signal into an ordinary exit status.
+		 */
+		signal(SIGBUS, SIG_DFL);
+		signal(SIGSEGV, SIG_DFL);
 		fn(arg);
 		_exit(0);
 	}
