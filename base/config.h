@@ -30,6 +30,15 @@ inline constexpr bool kSlotsKeepFileInUse = false;
 
 inline constexpr uint64_t kPoolReserveGiB = CONFIG_POOL_RESERVE_GIB;
 
+// Second-level table format override: 0 by VM type, 1 EPT, 2 NPT.
+#if defined(CONFIG_TDP_FORMAT_EPT)
+inline constexpr int kTdpFormatOverride = 1;
+#elif defined(CONFIG_TDP_FORMAT_NPT)
+inline constexpr int kTdpFormatOverride = 2;
+#else
+inline constexpr int kTdpFormatOverride = 0;
+#endif
+
 #ifdef CONFIG_DEBUG_CHECKS
 inline constexpr bool kDebugChecks = true;
 #else

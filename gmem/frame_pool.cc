@@ -67,6 +67,44 @@ Status FramePool::Allocate(uint64_t n, std::vector<FrameRun>& out) {
   return Status::Ok();
 }
 
+namespace {
+constexpr uint64_t kHugeFrames = 512;
+}  // namespace
+
+// A free run that contains an aligned 512-frame block gives it up; the run's
+// remainder on either side stays free.
+bool FramePool::TakeAlignedFromFree(Pfn* out) {
+  for (size_t i = free_.size(); i-- > 0;) {
+    FrameRun r = free_[i];
+    uint64_t first = (r.first.value() + kHugeFrames - 1) & ~(kHugeFrames - 1);
+    uint64_t end = r.first.value() + r.count;
+    if (first + kHugeFrames > end) continue;
+    free_.erase(free_.begin() + static_cast<long>(i));
+    if (first > r.first.value()) free_.push_back({r.first, first - r.first.value()});
+    if (end > first + kHugeFrames) free_.push_back({Pfn(first + kHugeFrames), end - first - kHugeFrames});
+    nr_free_ -= kHugeFrames;
+    *out = Pfn(first);
+    return true;
+  }
+  return false;
+}
+
+Result<Pfn> FramePool::AllocateHuge() {
+  base::MutexGuard g(lock_);
+  Pfn pfn;
+  if (TakeAlignedFromFree(&pfn)) return pfn;
+  uint64_t first = (fresh_ + kHugeFrames - 1) & ~(kHugeFrames - 1);
+  if (first + kHugeFrames > nr_frames_) return Error::kNoMemory;
+  TRY(MakeResident(Pfn(first), kHugeFrames));
+  if (first > fresh_) {  // the gap below the aligned block becomes free frames
+    TRY(MakeResident(Pfn(fresh_), first - fresh_));
+    free_.push_back({Pfn(fresh_), first - fresh_});
+    nr_free_ += first - fresh_;
+  }
+  fresh_ = first + kHugeFrames;
+  return Pfn(first);
+}
+
 void FramePool::Free(const FrameRun* runs, size_t nr_runs) {
   base::MutexGuard g(lock_);
   for (size_t i = 0; i < nr_runs; i++) {

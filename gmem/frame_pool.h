@@ -37,6 +37,9 @@ class FramePool {
   // Hands out exactly n frames as runs appended to out (contents undefined), or
   // kNoMemory leaving out unchanged.
   base::Status Allocate(uint64_t n, std::vector<FrameRun>& out) TA_EXCLUDES(lock_);
+  // Hands out 512 frames that are contiguous and start on a 512-frame (2 MiB)
+  // boundary, for a 2 MiB guest mapping; kNoMemory when none can be had.
+  base::Result<Pfn> AllocateHuge() TA_EXCLUDES(lock_);
   // Takes back frames handed out before. Contents are not cleared here: the
   // next owner zeroes a frame before first use.
   void Free(const FrameRun* runs, size_t nr_runs) TA_EXCLUDES(lock_);
@@ -56,6 +59,7 @@ class FramePool {
  private:
   FramePool(char* base, uint64_t nr_frames) : base_(base), nr_frames_(nr_frames) {}
   base::Status MakeResident(Pfn first, uint64_t count) TA_REQUIRES(lock_);
+  bool TakeAlignedFromFree(Pfn* out) TA_REQUIRES(lock_);
 
   char* const base_;
   const uint64_t nr_frames_;

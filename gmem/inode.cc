@@ -154,11 +154,23 @@ Status Inode::PunchPages(PgOffRange range) {
   return Status::Ok();
 }
 
+// 2 MiB aligned, so that aligned blocks of the file can back 2 MiB leaves.
 Result<uint8_t*> Inode::SharedMapping() {
   if (!shared_) {
-    void* p = mmap(nullptr, size(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                   own_fd_.get(), 0);
-    if (p == MAP_FAILED) return Error::kNoMemory;
+    constexpr uint64_t kHuge = uint64_t{2} << 20;
+    void* area = mmap(nullptr, size() + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+    if (area == MAP_FAILED) return Error::kNoMemory;
+    auto raw = reinterpret_cast<uintptr_t>(area);
+    uintptr_t aligned = (raw + kHuge - 1) & ~(kHuge - 1);
+    void* p = mmap(reinterpret_cast<void*>(aligned), size(), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE | MAP_FIXED, own_fd_.get(), 0);
+    if (p == MAP_FAILED) {
+      munmap(area, size() + kHuge);
+      return Error::kNoMemory;
+    }
+    if (aligned > raw) munmap(area, aligned - raw);
+    munmap(reinterpret_cast<void*>(aligned + size()), raw + kHuge - aligned);
     shared_ = static_cast<uint8_t*>(p);
   }
   return shared_;
@@ -197,6 +209,27 @@ uint8_t* Inode::PeekPage(PgOff off) const {
   FramePool* pool = sys_.pool_if_created();
   if (!page.present || !pool) return nullptr;
   return static_cast<uint8_t*>(pool->Address(page.pfn));
+}
+
+Result<uint8_t*> Inode::GetHugePage(PgOff first) {
+  constexpr uint64_t kHuge = 512;
+  if (first.value() % kHuge || first.value() + kHuge > nr_pages_) return Error::kInvalid;
+  base::MutexGuard g(pages_lock_);
+  if (memfd_backed()) {
+    TRY_ASSIGN(uint8_t * base, SharedMapping());
+    return base + base::PagesToBytes(first.value());
+  }
+  TRY_ASSIGN(FramePool * pool, sys_.pool());
+  TRY_ASSIGN(Pfn pfn, pages_.PopulateHuge(first, *pool));
+  for (uint64_t i = 0; i < kHuge; i++) {
+    PageStore::Page page = pages_.Lookup(first + i);
+    if (page.hwpoison) return Error::kAgain;
+    if (!page.uptodate) {
+      std::memset(pool->Address(page.pfn), 0, base::kPageSize);
+      pages_.SetUptodate(first + i);
+    }
+  }
+  return static_cast<uint8_t*>(pool->Address(pfn));
 }
 
 Status Inode::PoisonAndInvalidate(PgOff off) {

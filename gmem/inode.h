@@ -70,6 +70,12 @@ class Inode : public base::RefCounted<Inode> {
   // the answer is stable only while the caller keeps punches and faults of off
   // from running.
   uint8_t* PeekPage(PgOff off) const;
+  // The host address of the 2 MiB block of pages at first (512-aligned), for a
+  // 2 MiB guest mapping: 512 contiguous, 2 MiB-aligned host pages, allocated
+  // and zeroed as GetPage does. kAgain when the block cannot be mapped whole
+  // (partly populated on scattered frames, a poisoned page): map 4 KiB pages.
+  base::Result<uint8_t*> GetHugePage(PgOff first);
+
   // Memory failure (a test hook): zaps the guest mappings of page off in every
   // binding, keeps the page, and makes later GetPage calls fail with kHwPoison.
   // kNotFound when the page is not allocated (or lives in the memfd).

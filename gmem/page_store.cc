@@ -1,5 +1,6 @@
 #include "gmem/page_store.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -45,10 +46,29 @@ uint64_t PageStore::CountAbsent(PgOffRange range) const {
   return absent;
 }
 
-// Counts first, then takes all frames from the pool in one call, then fills:
-// a failed allocation changes nothing, and a whole-file populate is one pool
-// operation plus a linear pass.
+// Whole 2 MiB-aligned blocks that are entirely absent get one aligned run of
+// frames each, so that guest faults can map them with 2 MiB leaves later; the
+// rest is filled in batches.
 Status PageStore::Populate(PgOffRange range, FramePool& pool) {
+  constexpr uint64_t kHuge = 512;
+  PgOff pos = range.begin;
+  while (pos < range.end) {
+    bool aligned = pos.value() % kHuge == 0 && pos.value() + kHuge <= range.end.value();
+    if (aligned && CountAbsent({pos, pos + kHuge}) == kHuge) {
+      TRY(PopulateHuge(pos, pool));
+      pos += kHuge;
+      continue;
+    }
+    PgOff next(std::min(range.end.value(), (pos.value() / kHuge + 1) * kHuge));
+    TRY(PopulateBatch({pos, next}, pool));
+    pos = next;
+  }
+  return Status::Ok();
+}
+
+// Counts first, then takes all frames from the pool in one call, then fills:
+// a failed allocation changes nothing.
+Status PageStore::PopulateBatch(PgOffRange range, FramePool& pool) {
   uint64_t need = CountAbsent(range);
   if (need == 0) return Status::Ok();
   for (PgOff off = range.begin; off < range.end; off += kChunkEntries - (off.value() & (kChunkEntries - 1)))
@@ -68,6 +88,27 @@ Status PageStore::Populate(PgOffRange range, FramePool& pool) {
   }
   nr_present_ += need;
   return Status::Ok();
+}
+
+base::Result<Pfn> PageStore::PopulateHuge(PgOff first, FramePool& pool) {
+  constexpr uint64_t kHuge = 512;
+  if (first.value() % kHuge || first.value() + kHuge > nr_pages_) return Error::kInvalid;
+  uint64_t absent = CountAbsent({first, first + kHuge});
+  if (absent == kHuge) {
+    if (!SlotAlloc(first)) return Error::kNoMemory;
+    TRY_ASSIGN(Pfn pfn, pool.AllocateHuge());
+    Entry* e = Slot(first);
+    for (uint64_t i = 0; i < kHuge; i++) e[i] = ((pfn.value() + i) << base::kPageShift) | kPresent;
+    nr_present_ += kHuge;
+    return pfn;
+  }
+  if (absent) return Error::kAgain;
+  Entry* e = Slot(first);
+  uint64_t pfn0 = e[0] >> base::kPageShift;
+  if (pfn0 % kHuge) return Error::kAgain;
+  for (uint64_t i = 1; i < kHuge; i++)
+    if ((e[i] >> base::kPageShift) != pfn0 + i) return Error::kAgain;
+  return Pfn(pfn0);
 }
 
 void PageStore::Punch(PgOffRange range, FramePool& pool) {

@@ -38,6 +38,11 @@ class PageStore {
 
   // Gives every absent page in range a frame (not zeroed, not uptodate).
   base::Status Populate(PgOffRange range, FramePool& pool);
+  // Makes the 512 pages at first (512-aligned) present on one 2 MiB-aligned
+  // run of frames: allocates it when all 512 are absent; succeeds without
+  // change when they already are such a run. kAgain otherwise (mixed: the
+  // caller maps 4 KiB pages). Returns the first frame.
+  base::Result<Pfn> PopulateHuge(PgOff first, FramePool& pool);
   // Returns the frames of range to the pool; their pages become absent.
   void Punch(PgOffRange range, FramePool& pool);
   void FreeAll(FramePool& pool) { Punch({PgOff(0), PgOff(nr_pages_)}, pool); }
@@ -61,6 +66,7 @@ class PageStore {
   Entry* Slot(PgOff off) const;       // nullptr when its chunk does not exist
   Entry* SlotAlloc(PgOff off);        // allocates the chunk
   uint64_t CountAbsent(PgOffRange range) const;
+  base::Status PopulateBatch(PgOffRange range, FramePool& pool);
 
   const uint64_t nr_pages_;
   const uint64_t nr_chunks_;

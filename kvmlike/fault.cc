@@ -40,11 +40,39 @@ FaultResult Vm::HandleFault(base::Gpa gpa, AccessKind kind) {
   Memslot* slot = as_[0].Read([&](auto& set) { return set.ByGfn(gfn); });
   bool is_private = info_->has_private_mem && (attributes_.Get(gfn) & KVM_MEMORY_ATTRIBUTE_PRIVATE);
   if (!slot) return is_private ? MemoryFaultExit(Error::kFault, kPrivate) : FaultResult{FaultOutcome::kMmio};
+  if (huge_leaves_.load(std::memory_order_relaxed))
+    if (std::optional<FaultResult> huge = FaultHuge(*slot, gfn, is_private, kind, seq)) return *huge;
   FaultResult r = is_private ? FaultPrivate(*slot, gfn) : FaultShared(*slot, gfn, kind);
   if (r.outcome != FaultOutcome::kFixed) return r;
   mmu::Perm perm;
   perm.write = !(slot->flags() & KVM_MEM_READONLY);
-  return Install(gfn, r.host, perm, seq);
+  return Install(gfn, r.host, mmu::PageSize::k4K, perm, seq);
+}
+
+// A 2 MiB leaf needs the whole aligned block: inside one guest_memfd slot
+// whose file offset is aligned the same way, one attribute value throughout
+// (a conversion inside the block splits it), and backing the inode can give
+// as one contiguous run. Anything less maps 4 KiB.
+std::optional<FaultResult> Vm::FaultHuge(Memslot& slot, Gfn gfn, bool is_private,
+                                         AccessKind kind, uint64_t seq) {
+  constexpr uint64_t kHuge = mmu::kPagesPer2M;
+  if (!slot.has_gmem()) return std::nullopt;
+  if (!is_private && !(slot.binding()->file().flags() & GUEST_MEMFD_FLAG_MMAP)) return std::nullopt;
+  if (kind == AccessKind::kWrite && (slot.flags() & KVM_MEM_READONLY)) return std::nullopt;
+  GfnRange block = GfnRange::FromCount(Gfn(gfn.value() & ~(kHuge - 1)), kHuge);
+  if (block.begin < slot.base_gfn() || slot.gfns().end < block.end) return std::nullopt;
+  if (slot.PgOffOf(block.begin).value() % kHuge) return std::nullopt;
+  if (!attributes_.RangeHas(block, is_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0)) return std::nullopt;
+  gmem::Binding& b = *slot.binding();
+  base::RefPtr<gmem::Inode> inode = b.file().inode();
+  if (!inode || b.severed()) return std::nullopt;  // the 4 KiB path reports it
+  base::Result<uint8_t*> host = inode->GetHugePage(slot.PgOffOf(block.begin));
+  if (!host.ok()) return std::nullopt;
+  mmu::Perm perm;
+  perm.write = !(slot.flags() & KVM_MEM_READONLY);
+  FaultResult r = Install(block.begin, host.value(), mmu::PageSize::k2M, perm, seq);
+  if (r.outcome == FaultOutcome::kFixed) r.host = host.value() + base::PagesToBytes(gfn - block.begin);
+  return r;
 }
 
 // Private memory exists only in guest_memfd: a private access to another kind
@@ -85,13 +113,13 @@ FaultResult Vm::FaultShared(Memslot& slot, Gfn gfn, AccessKind kind) {
   return {FaultOutcome::kFixed, reinterpret_cast<uint8_t*>(hva)};
 }
 
-FaultResult Vm::Install(Gfn gfn, uint8_t* host, mmu::Perm perm, uint64_t seq) {
+FaultResult Vm::Install(Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm perm, uint64_t seq) {
   base::MutexGuard g(mmu_lock_);
   if (invalidate_in_progress_ || invalidate_seq_.load(std::memory_order_relaxed) != seq) {
     stats_->Add(vmstat::kFaultRetries);
     return {FaultOutcome::kRetry};
   }
-  if (!tdp_->Map(gfn, base::Hva(reinterpret_cast<uint64_t>(host)), mmu::PageSize::k4K, perm).ok())
+  if (!tdp_->Map(gfn, base::Hva(reinterpret_cast<uint64_t>(host)), size, perm).ok())
     return MemoryFaultExit(Error::kNoMemory, 0);
   stats_->Add(vmstat::kFaults);
   PublishTdpStats();

@@ -11,12 +11,15 @@ Memslot::Memslot(Vm& vm, const MemslotSpec& spec) : vm_(vm), spec_(spec) {
 
 // Destroying the Binding unbinds the range and drops the file reference; a
 // slot whose file was released holds only the husk, and this frees it.
-Memslot::~Memslot() = default;
+// Unbinding waits for an invalidation in progress on the file, which may still
+// call this slot (InvalidateBegin/End): it happens first, while every member
+// is alive.
+Memslot::~Memslot() { binding_.reset(); }
 
 void Memslot::AttachBinding(std::unique_ptr<gmem::Binding> b) { binding_ = std::move(b); }
 
 GfnRange Memslot::GfnsOf(PgOffRange r) const {
-  PgOff first = binding_->range().begin;
+  PgOff first = spec_.gmem_base;
   return {base_gfn() + (r.begin - first), base_gfn() + (r.end - first)};
 }
 

@@ -38,12 +38,13 @@ struct MemslotSpec {
   uint32_t flags;  // KVM_MEM_* as given by userspace
   GfnRange gfns;
   Hva userspace_addr;
+  PgOff gmem_base;  // KVM_MEM_GUEST_MEMFD: the file page that backs gfns.begin
 };
 
 class Memslot final : public gmem::BindingTarget {
  public:
   Memslot(Vm& vm, const MemslotSpec& spec);
-  ~Memslot();  // unbinds its guest_memfd range, if any
+  ~Memslot();  // unbinds its guest_memfd range (if any) first
   Memslot(const Memslot&) = delete;
   Memslot& operator=(const Memslot&) = delete;
 
@@ -60,8 +61,11 @@ class Memslot final : public gmem::BindingTarget {
   bool has_gmem() const { return binding_ != nullptr; }
   gmem::Binding* binding() const { return binding_.get(); }
   void AttachBinding(std::unique_ptr<gmem::Binding> b);
-  // The only place a Gfn becomes a guest_memfd page offset (gfn in gfns()).
-  PgOff PgOffOf(Gfn gfn) const { return binding_->range().begin + (gfn - base_gfn()); }
+  // The only place a Gfn becomes a guest_memfd page offset (gfn in gfns()),
+  // and back. Both use the spec, never binding_: the Binding is linked into
+  // the file, where an invalidation on another thread can reach this slot,
+  // before AttachBinding stores it here.
+  PgOff PgOffOf(Gfn gfn) const { return spec_.gmem_base + (gfn - base_gfn()); }
   GfnRange GfnsOf(PgOffRange r) const;
 
   // KVM_MEM_LOG_DIRTY_PAGES: one bit per page, set when the guest writes.

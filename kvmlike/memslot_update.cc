@@ -81,7 +81,9 @@ Status Vm::SetMemoryRegion(const kvm_userspace_memory_region2& mem) {
   }
   MemslotSpec spec{static_cast<uint16_t>(as_id), id, mem.flags,
                    base::GfnRange::FromCount(base::GpaToGfn(base::Gpa(mem.guest_phys_addr)), npages),
-                   base::Hva(mem.userspace_addr)};
+                   base::Hva(mem.userspace_addr),
+                   (mem.flags & KVM_MEM_GUEST_MEMFD) ? base::ByteOffToPgOff(mem.guest_memfd_offset)
+                                                     : base::PgOff(0)};
   if (!old) return CreateSlot(spec, mem);
   return ModifySlot(*old, spec);
 }
@@ -149,7 +151,7 @@ Status Vm::BindGuestMemfd(Memslot& slot, int fd, uint64_t offset) {
   if (file.vm_id() != id_) return Error::kInvalid;
   if (static_cast<int64_t>(offset) < 0 || offset + base::PagesToBytes(slot.npages()) > file.size())
     return Error::kInvalid;
-  auto range = base::PgOffRange::FromCount(base::ByteOffToPgOff(offset), slot.npages());
+  auto range = base::PgOffRange::FromCount(slot.spec().gmem_base, slot.npages());
   TRY_ASSIGN(std::unique_ptr<gmem::Binding> binding, file.Bind(range, slot));
   slot.AttachBinding(std::move(binding));
   return Status::Ok();
@@ -184,6 +186,7 @@ Result<long> Vm::SetMemoryAttributes(unsigned long arg) {
   base::MutexGuard g(slots_lock_);
   if (attributes_.RangeHas(range, a.attributes)) return 0;
   for (int as = 0; as < kAddressSpaces; as++) InvalidateBegin(as, range);
+  SyncTlbs();  // no vCPU uses a translation of the old attributes after this returns
   attributes_.Set(range, a.attributes);
   for (int as = 0; as < kAddressSpaces; as++) InvalidateEnd(as, range);
   return 0;

@@ -21,7 +21,7 @@ Vm::Vm(System& sys, VmType type, std::unique_ptr<StatsBlock> stats)
       info_(LookupVmType(static_cast<unsigned long>(type))),
       creator_pid_(sys.pid()),
       stats_(std::move(stats)),
-      tdp_(std::make_unique<mmu::Tdp>(info_->tdp_format)) {
+      tdp_(std::make_unique<mmu::Tdp>(TdpFormat(*info_))) {
   sys_.Register(*this);
 }
 
@@ -73,6 +73,10 @@ Result<long> Vm::Ioctl(unsigned long cmd, unsigned long arg) {
       return DebugWalk(arg);
     case KVMLIKE_GMEM_POISON:
       return DebugPoison(arg);
+    case KVMLIKE_HUGE_LEAVES:
+      if (arg > 1) return Error::kInvalid;
+      huge_leaves_.store(arg != 0, std::memory_order_relaxed);
+      return 0;
     default:
       return Error::kNoTty;
   }

@@ -142,8 +142,12 @@ class Vm final : public FdObject {
   base::Result<long> DebugPoison(unsigned long arg);
   FaultResult FaultPrivate(Memslot& slot, base::Gfn gfn);
   FaultResult FaultShared(Memslot& slot, base::Gfn gfn, x86::AccessKind kind);
-  FaultResult Install(base::Gfn gfn, uint8_t* host, mmu::Perm perm, uint64_t seq)
-      TA_EXCLUDES(mmu_lock_);
+  FaultResult Install(base::Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm perm,
+                      uint64_t seq) TA_EXCLUDES(mmu_lock_);
+  // A 2 MiB leaf for the block around gfn, when huge leaves are on and the
+  // block qualifies; nullopt means: map 4 KiB.
+  std::optional<FaultResult> FaultHuge(Memslot& slot, base::Gfn gfn, bool is_private,
+                                       x86::AccessKind kind, uint64_t seq);
   void ZapSlot(const Memslot& slot) TA_EXCLUDES(mmu_lock_);
   void ZapLocked(GfnRange range) TA_REQUIRES(mmu_lock_);
   void PublishTdpStats() TA_REQUIRES(mmu_lock_);
@@ -179,6 +183,7 @@ class Vm final : public FdObject {
   base::Mutex vcpus_lock_{base::LockClass::kLeaf};
   std::map<uint32_t, Vcpu*> vcpus_ TA_GUARDED_BY(vcpus_lock_);
   std::atomic<uint64_t> hypercall_exits_{0};
+  std::atomic<bool> huge_leaves_{false};  // KVMLIKE_HUGE_LEAVES
 
   mutable base::Mutex mmu_lock_{base::LockClass::kMmu};
   std::unique_ptr<mmu::Tdp> tdp_ TA_GUARDED_BY(mmu_lock_);

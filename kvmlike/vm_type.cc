@@ -34,4 +34,10 @@ const VmTypeInfo* LookupVmType(unsigned long type) {
   return nullptr;
 }
 
+mmu::Format TdpFormat(const VmTypeInfo& info) {
+  if constexpr (base::config::kTdpFormatOverride == 1) return mmu::Format::kEpt;
+  if constexpr (base::config::kTdpFormatOverride == 2) return mmu::Format::kNpt;
+  return info.tdp_format;
+}
+
 }  // namespace kvmlike

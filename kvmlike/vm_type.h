@@ -25,5 +25,7 @@ struct VmTypeInfo {
 uint32_t SupportedVmTypes();
 // Info for a supported type, or null.
 const VmTypeInfo* LookupVmType(unsigned long type);
+// The second-level table format a VM of this type uses (Kconfig may force one).
+mmu::Format TdpFormat(const VmTypeInfo& info);
 
 }  // namespace kvmlike

@@ -63,7 +63,7 @@ Result<long> Vm::DebugWalk(unsigned long arg) {
            (leaf->perm.exec ? KVMLIKE_PERM_EXEC : 0);
   q.host = leaf->host.value();
   q.raw = leaf->raw;
-  q.format = type_info().tdp_format == mmu::Format::kEpt ? KVMLIKE_TDP_EPT : KVMLIKE_TDP_NPT;
+  q.format = TdpFormat(type_info()) == mmu::Format::kEpt ? KVMLIKE_TDP_EPT : KVMLIKE_TDP_NPT;
   q.flags = (leaf->accessed ? KVMLIKE_LEAF_ACCESSED : 0) | (leaf->dirty ? KVMLIKE_LEAF_DIRTY : 0);
   TRY(base::WriteUser(arg, q));
   return 0;

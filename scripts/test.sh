@@ -4,6 +4,9 @@
 #   release   - the default build (-Werror)
 #   asan      - ASan+UBSan; the interposer runs with the ASan runtime preloaded
 #   clang     - clang with -Wthread-safety -Werror, doctest suites only
+#   tsan      - ThreadSanitizer: the unit suites and the stress test only
+#               (kvmlike.stress, CTest label "stress", runs in every build's
+#               ctest: KVMLIKE_STRESS_SECONDS, default 10)
 # Prints per-part results and a closing "N passed, M failed" line.
 #   scripts/test.sh [--quick]    (--quick: release build only)
 set -uo pipefail
@@ -22,13 +25,17 @@ count() {  # name, exit status
   else failed=$((failed + 1)); echo "FAIL: $1 (exit $2)"; fi
 }
 
-run_build() {  # label, build dir, [cmake args...]
+run_build() {  # label, build dir, [cmake args...] [-- ninja targets...]
   local label=$1 dir=$2
   shift 2
+  local args=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && targets=("$@")
   if [ ! -f "$dir/build.ninja" ]; then
-    cmake -S "$root" -B "$dir" -G Ninja -DKVMLIKE_WERROR=ON "$@" >/dev/null || return 1
+    cmake -S "$root" -B "$dir" -G Ninja -DKVMLIKE_WERROR=ON "${args[@]}" >/dev/null || return 1
   fi
-  ninja -C "$dir" >/dev/null || { ninja -C "$dir" 2>&1 | tail -40; return 1; }
+  ninja -C "$dir" "${targets[@]}" >/dev/null ||
+    { ninja -C "$dir" "${targets[@]}" 2>&1 | tail -40; return 1; }
 }
 
 run_suite() {  # label, build dir, [env for selftests]
@@ -81,6 +88,24 @@ if [ $quick -eq 0 ]; then
   if [ $status -eq 0 ]; then
     (cd "$root/build-clang" && ctest --output-on-failure -j2 2>&1 | tail -5)
     count "clang doctest suites" "${PIPESTATUS[0]}"
+  fi
+
+  # Only what runs without the interposer: the unit suites and the stress
+  # test (TSan reports make a test exit 66, so ctest counts them as failures).
+  note "tsan build: stress test and unit suites"
+  run_build tsan "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVMLIKE_SANITIZE=thread \
+    -DKVMLIKE_DEFCONFIG="$root/configs/debug_defconfig" \
+    -- base_tests gmem_tests mmu_tests x86_tests kvmlike_tests kvmlike_stress
+  status=$?
+  count "tsan build" $status
+  if [ $status -eq 0 ]; then
+    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+    (cd "$root/build-tsan" && ctest --output-on-failure -L stress 2>&1 | tail -15)
+    count "tsan stress test" "${PIPESTATUS[0]}"
+    (cd "$root/build-tsan" &&
+      ctest --output-on-failure -j2 -LE stress -R '^(base|gmem|mmu|x86|kvmlike)\.' 2>&1 | tail -5)
+    count "tsan doctest suites" "${PIPESTATUS[0]}"
+    unset TSAN_OPTIONS
   fi
 fi
 

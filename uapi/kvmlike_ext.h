@@ -91,5 +91,12 @@ struct kvmlike_gmem_poison {
 #define KVMLIKE_POOL_INFO _IOR(KVMLIKE_IO, 0x02, struct kvmlike_pool_info)
 #define KVMLIKE_WALK_GPA _IOWR(KVMLIKE_IO, 0x10, struct kvmlike_walk_gpa)
 #define KVMLIKE_GMEM_POISON _IOW(KVMLIKE_IO, 0x11, struct kvmlike_gmem_poison)
+/*
+ * VM fd: arg 1 lets guest faults on guest_memfd memory map 2 MiB leaves where
+ * a whole aligned 2 MiB block qualifies (same slot, same attributes, backing
+ * contiguous); arg 0 (the default, as Linux 6.18's order-0 guest_memfd)
+ * maps 4 KiB leaves only. Existing mappings are not changed.
+ */
+#define KVMLIKE_HUGE_LEAVES _IO(KVMLIKE_IO, 0x12)
 
 #endif /* KVMLIKE_UAPI_KVMLIKE_EXT_H */

@@ -153,3 +153,55 @@ TEST_CASE("teardown in every order leaves nothing behind") {
   } while (std::next_permutation(ops.begin(), ops.end()));
   CHECK(orders == 120);
 }
+
+TEST_CASE("2 MiB leaves: a qualifying block maps whole, a punch or conversion splits it") {
+  Env e;
+  int vm = e.CreateVm(KVM_X86_SW_PROTECTED_VM);
+  REQUIRE(vm >= 0);
+  int gmem = e.CreateGmem(vm, 4 * kMiB);
+  REQUIRE(e.SetRegion(vm, 0, 2 * kMiB, 4 * kMiB, gmem, 0) == 0);
+  kvm_memory_attributes attrs{2 * kMiB, 4 * kMiB, KVM_MEMORY_ATTRIBUTE_PRIVATE, 0};
+  REQUIRE(e.Ioctl(vm, KVM_SET_MEMORY_ATTRIBUTES, Arg(&attrs)) == 0);
+  int vcpu = static_cast<int>(e.Ioctl(vm, KVM_CREATE_VCPU, 0));
+  REQUIRE(vcpu >= 0);
+  auto& vmo = static_cast<Vm&>(*e.fds.Lookup(vm));
+  auto prefault = [&](uint64_t gpa) {
+    kvm_pre_fault_memory p{};
+    p.gpa = gpa;
+    p.size = base::kPageSize;
+    return e.Ioctl(vcpu, KVM_PRE_FAULT_MEMORY, Arg(&p));
+  };
+  auto level = [&](uint64_t gpa) {
+    auto leaf = vmo.WalkTdp(base::GpaToGfn(base::Gpa(gpa)));
+    return leaf ? leaf->level : 0;
+  };
+
+  SUBCASE("off by default: 4 KiB leaves, as Linux's order-0 guest_memfd") {
+    REQUIRE(prefault(2 * kMiB + 8192) == 0);
+    CHECK(level(2 * kMiB + 8192) == 1);
+    CHECK(level(2 * kMiB) == 0);
+  }
+  SUBCASE("on: one leaf for the block, split by a punch") {
+    REQUIRE(e.Ioctl(vm, KVMLIKE_HUGE_LEAVES, 1) == 0);
+    REQUIRE(prefault(2 * kMiB + 8192) == 0);
+    CHECK(level(2 * kMiB) == 2);
+    CHECK(level(4 * kMiB - 4096) == 2);
+    auto& g = static_cast<GmemFd&>(*e.fds.Lookup(gmem));
+    REQUIRE(g.Fallocate(gmem, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 4096, 4096).ok());
+    CHECK(level(2 * kMiB + 4096) == 0);  // the punched page is gone
+    CHECK(level(2 * kMiB) == 1);         // its neighbours stay, as 4 KiB leaves
+    CHECK(level(2 * kMiB + 8192) == 1);
+    // The block is no longer one run of frames: refaulting maps 4 KiB.
+    REQUIRE(prefault(2 * kMiB + 4096) == 0);
+    CHECK(level(2 * kMiB + 4096) == 1);
+  }
+  SUBCASE("on: a block with mixed attributes maps 4 KiB") {
+    REQUIRE(e.Ioctl(vm, KVMLIKE_HUGE_LEAVES, 1) == 0);
+    kvm_memory_attributes shared{4 * kMiB + 4096, 4096, 0, 0};
+    REQUIRE(e.Ioctl(vm, KVM_SET_MEMORY_ATTRIBUTES, Arg(&shared)) == 0);
+    REQUIRE(prefault(4 * kMiB) == 0);
+    CHECK(level(4 * kMiB) == 1);
+    REQUIRE(prefault(2 * kMiB) == 0);
+    CHECK(level(2 * kMiB) == 2);  // the other block is uniform
+  }
+}
