@@ -9,6 +9,7 @@
 // stale state is either refused or zapped.
 #include <sched.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "base/user_copy.h"
@@ -115,7 +116,9 @@ FaultResult Vm::FaultShared(Memslot& slot, Gfn gfn, AccessKind kind) {
 
 FaultResult Vm::Install(Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm perm, uint64_t seq) {
   base::MutexGuard g(mmu_lock_);
-  if (invalidate_in_progress_ || invalidate_seq_.load(std::memory_order_relaxed) != seq) {
+  uint64_t pages = size == mmu::PageSize::k2M ? mmu::kPagesPer2M : 1;
+  bool raced = invalidate_in_progress_ && invalidate_range_.Overlaps(GfnRange::FromCount(gfn, pages));
+  if (raced || invalidate_seq_.load(std::memory_order_relaxed) != seq) {
     stats_->Add(vmstat::kFaultRetries);
     return {FaultOutcome::kRetry};
   }
@@ -168,14 +171,19 @@ void Vm::ZapSlot(const Memslot& slot) {
 
 void Vm::InvalidateBegin(int, GfnRange range) {
   base::MutexGuard g(mmu_lock_);
-  invalidate_in_progress_++;
+  if (invalidate_in_progress_++ == 0) {
+    invalidate_range_ = range;
+  } else {
+    invalidate_range_.begin = std::min(invalidate_range_.begin, range.begin);
+    invalidate_range_.end = std::max(invalidate_range_.end, range.end);
+  }
   ZapLocked(range);
 }
 
 void Vm::InvalidateEnd(int, GfnRange) {
   base::MutexGuard g(mmu_lock_);
   invalidate_seq_.fetch_add(1, std::memory_order_release);
-  invalidate_in_progress_--;
+  if (--invalidate_in_progress_ == 0) invalidate_range_ = {};
 }
 
 int64_t Vm::invalidations_in_progress() const {

@@ -1,5 +1,6 @@
 #include "kvmlike/vcpu.h"
 
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -66,7 +67,11 @@ class VcpuMemory final : public x86::GuestMemory {
         return {x86::MemOutcome::kOk, host + offset};
       }
       case FaultOutcome::kRetry:
+        // An invalidation of this page is in progress on another thread:
+        // give it the CPU rather than spin (two cores here, often fewer
+        // than vCPUs plus mutators).
         v_.stats_->Add(vcpustat::kPfRetry);
+        sched_yield();
         return {x86::MemOutcome::kRetry, nullptr};
       case FaultOutcome::kMmio:
         // KVM cannot fetch instructions from emulated MMIO (nor from nothing).

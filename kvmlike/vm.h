@@ -188,6 +188,9 @@ class Vm final : public FdObject {
   mutable base::Mutex mmu_lock_{base::LockClass::kMmu};
   std::unique_ptr<mmu::Tdp> tdp_ TA_GUARDED_BY(mmu_lock_);
   int64_t invalidate_in_progress_ TA_GUARDED_BY(mmu_lock_) = 0;
+  // The union of the ranges being invalidated while any invalidation is in
+  // progress: only faults inside it must wait (mmu_invalidate_range_start/end).
+  GfnRange invalidate_range_ TA_GUARDED_BY(mmu_lock_){};
   std::atomic<uint64_t> invalidate_seq_{0};
   std::atomic<uint64_t> tlb_gen_{0};
 };
