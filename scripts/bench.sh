@@ -1,29 +1,46 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Compares kvmlike with the running kernel's KVM on guest_memfd work: runs
-# build/bench/gmem_bench natively and under the interposer, alternately
+# Compares kvmlike with the running kernel's KVM, in two sections:
+#
+#   gmem   build/bench/gmem_bench: guest_memfd file and memslot work
+#   guest  build/bench/guest_fault_bench: a vCPU faults in 1 GiB of
+#          guest_memfd-backed memory (guest_run: KVM_RUN only; guest_total:
+#          KVM_CREATE_VM to the guest's final exit), plus host references
+#
+# Each section runs its program natively and under the interposer, alternately
 # (kernel, kvmlike, kernel, kvmlike, ...), so that both backends see the same
 # machine state; host memory effects drift over minutes, and interleaving keeps
-# that drift out of the ratios. Then prints one table row per metric:
+# that drift out of the ratios. Then it prints one table row per metric:
 #
 #   kernel / kvmlike  the median of the per-run medians of that backend
 #   kvmlike/kernel    the plain ratio; "better" says which way is good
 #   kvmlike is        how kvmlike compares, as a factor >= 1 better or worse
 #   target            PASS/MISS where the project has one:
-#                       populate (after the first), flags 0   >= kernel rate
-#                       punch, flags 0                       >= kernel rate
-#                       1 slot create+delete, flags 0         >= 10x kernel pairs/s
-#                       2 MiB slots, create all, flags 0      <= kernel time / 10
+#     gmem:  populate (after the first), flags 0   >= kernel rate
+#            punch, flags 0                       >= kernel rate
+#            1 slot create+delete, flags 0         >= 10x kernel pairs/s
+#            2 MiB slots, create all, flags 0      <= kernel time / 10
+#     guest: private (pool-backed), fresh          >= 3x kernel gmem-shared, fresh
+#            gmem-shared (memfd-backed), fresh     >= kernel gmem-shared, fresh
+#            private with 2 MiB leaves             >= 10x kvmlike private, fresh
+#            (each on guest_run and on guest_total)
 #
-# MMAP|INIT_SHARED rows carry no target; memset is the physical limit.
+# gmem: MMAP|INIT_SHARED rows carry no target; memset is the physical limit.
+# guest: the payloads differ by necessity (the kernel here runs only 64-bit
+# ring-3 code natively, kvmlike only real and protected mode); the kernel has
+# no private memory and no pre-fault here, which its NOTEs say.
 #
-# Usage: scripts/bench.sh [-n ROUNDS] [-o OUTDIR] [BUILD_DIR] [-- GMEM_BENCH_ARGS...]
-#        scripts/bench.sh -R OUTDIR      (the table again, from an earlier run)
-#   ROUNDS   runs per backend, at least 2 (default 2)
-#   OUTDIR   where the raw outputs go (default: a new directory under /tmp)
-#   BUILD_DIR  default: build/ of this repository
+# Usage: scripts/bench.sh [-n ROUNDS] [-o OUTDIR] [--guest-only | --gmem-only]
+#                         [-g GUEST_ARGS] [BUILD_DIR] [-- GMEM_BENCH_ARGS...]
+#        scripts/bench.sh -R OUTDIR      (the tables again, from an earlier run)
+#   ROUNDS       runs per backend and section, at least 2 (default 2)
+#   OUTDIR       where the raw outputs go (default: a new directory under /tmp)
+#   --guest-only / --gmem-only   run one section only
+#   GUEST_ARGS   arguments for guest_fault_bench, one word list, e.g. "-n 256 -r 2"
+#   BUILD_DIR    default: build/ of this repository
 #   e.g.  scripts/bench.sh build -- -s 256 -r 3
+#         scripts/bench.sh --guest-only -g "-n 512" build
 #
 # Environment: BENCH_TIMEOUT  seconds per run (default 900).
 #
@@ -42,11 +59,16 @@ rounds=2
 outdir=""
 build_dir=""
 report_only=""
+sections="gmem guest"
+guest_args=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-n) [ $# -ge 2 ] || usage; rounds=$2; shift ;;
 	-o) [ $# -ge 2 ] || usage; outdir=$2; shift ;;
 	-R) [ $# -ge 2 ] || usage; report_only=$2; shift ;;
+	-g) [ $# -ge 2 ] || usage; read -r -a guest_args <<<"$2"; shift ;;
+	--guest-only) sections="guest" ;;
+	--gmem-only) sections="gmem" ;;
 	-h | --help) usage ;;
 	--) shift; break ;;
 	-*) echo "$0: unknown option $1" >&2; usage ;;
@@ -59,7 +81,7 @@ case "$rounds" in '' | *[!0-9]*) usage ;; esac
 # One run per backend cannot separate kvmlike from a momentary host state.
 [ "$rounds" -ge 2 ] || { echo "$0: at least 2 rounds" >&2; exit 2; }
 
-# report OUTDIR ROUNDS: the comparison table of the runs in OUTDIR.
+# report OUTDIR ROUNDS: the gmem section's table, from OUTDIR/{kernel,kvmlike}.N.out.
 report() {
 /usr/bin/python3 - "$1" "$2" <<'PY'
 import os
@@ -199,20 +221,182 @@ for b in BACKENDS:
 PY
 }
 
+# report_guest OUTDIR ROUNDS: the guest section's table, from
+# OUTDIR/guest.{kernel,kvmlike}.N.out. Its targets compare a kvmlike row with
+# another row (a kernel one or kvmlike's own), so the target column names both.
+report_guest() {
+/usr/bin/python3 - "$1" "$2" <<'PY'
+import os
+import statistics
+import sys
+
+outdir, rounds = sys.argv[1], int(sys.argv[2])
+BACKENDS = ("kernel", "kvmlike")
+
+# kvmlike metric -> (basis backend, basis metric, minimum factor, text). Every
+# metric of this program is a rate (pages/s): higher is better.
+TARGETS = {}
+for kind in ("guest_run", "guest_total"):
+    TARGETS[f"{kind}[private,fresh]"] = (
+        "kernel", f"{kind}[gmem-shared,fresh]", 3.0, ">= 3x kernel gmem-shared,fresh")
+    TARGETS[f"{kind}[gmem-shared,fresh]"] = (
+        "kernel", f"{kind}[gmem-shared,fresh]", 1.0, ">= kernel")
+    TARGETS[f"{kind}[private,2m-leaves]"] = (
+        "kvmlike", f"{kind}[private,fresh]", 10.0, ">= 10x kvmlike private,fresh")
+
+
+def parse(path, backend):
+    """RESULT lines of one run (metric -> (unit, median, min, max, n)) and its
+    NOTEs; a failed run, or one that did not name the backend, counts as empty."""
+    res, notes = {}, []
+    if os.path.exists(path.replace(".out", ".failed")):
+        return res, notes
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.rstrip("\n").split("|")
+                if parts[0] == "RESULT" and len(parts) == 7:
+                    res[parts[1]] = (parts[2], float(parts[3]), float(parts[4]),
+                                     float(parts[5]), int(parts[6]))
+                elif parts[0] == "NOTE":
+                    notes.append("|".join(parts[1:]))
+    except OSError:
+        pass
+    if f"backend|{backend}" not in notes:
+        return {}, []
+    return res, notes
+
+
+runs = {b: [parse(f"{outdir}/guest.{b}.{r}.out", b) for r in range(1, rounds + 1)]
+        for b in BACKENDS}
+order = []
+for b in BACKENDS:
+    for res, _ in runs[b]:
+        for m in res:
+            if m not in order:
+                order.append(m)
+# a target whose metric no run printed still gets its row (e.g. 2 MiB leaves)
+for m in TARGETS:
+    if m not in order:
+        order.append(m)
+
+
+def combined(backend, metric):
+    meds = [res[metric][1] for res, _ in runs[backend] if metric in res]
+    return (statistics.median(meds) if meds else None), meds
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    if x >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.3g}" if x < 10 else f"{x:.1f}"
+
+
+def last_notes(backend):
+    return next((notes for res, notes in reversed(runs[backend]) if res), [])
+
+
+rows = []
+for m in order:
+    units = [res[m][0] for b in BACKENDS for res, _ in runs[b] if m in res]
+    unit = units[0] if units else "pages/s"
+    k, kmeds = combined("kernel", m)
+    v, vmeds = combined("kvmlike", m)
+    ratio = v / k if k and v is not None else None
+    if ratio is None:
+        verdict = "-"
+    elif abs(ratio - 1.0) < 0.005:
+        verdict = "same"
+    else:
+        verdict = f"{ratio:.2f}x better" if ratio > 1 else f"{1.0 / ratio:.2f}x worse"
+    target = "-"
+    if m in TARGETS:
+        basis_b, basis_m, need, text = TARGETS[m]
+        basis, _ = combined(basis_b, basis_m)
+        if v is None:
+            target = f"n/a, no figure ({text})"
+        elif not basis:
+            target = f"n/a, no basis ({text})"
+        else:
+            f = v / basis
+            target = f"{'PASS' if f >= need else 'MISS'} {f:.2f}x ({text})"
+    runs_txt = (" ".join(fmt(x) for x in kmeds) + " | " + " ".join(fmt(x) for x in vmeds))
+    rows.append((m, unit, fmt(k), fmt(v), f"{ratio:.3f}" if ratio else "-", verdict,
+                 target, runs_txt))
+
+head = ("metric", "unit", "kernel", "kvmlike", "kvmlike/kernel", "kvmlike is",
+        "target (kvmlike / basis)", "per-run medians (kernel | kvmlike)")
+widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+right = {2, 3, 4}
+
+
+def line(r):
+    return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                     for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+
+print(f"guest fault-in, kernel vs kvmlike, {rounds} interleaved runs each; each value "
+      "is the median of the per-run medians; all rates: higher is better")
+print(line(head))
+print(line(tuple("-" * w for w in widths)))
+for r in rows:
+    print(line(r))
+print()
+
+for b in BACKENDS:
+    for n in last_notes(b):
+        topic = n.split("|", 1)[0]
+        if topic == "levels" and not n.startswith(("levels|private,fresh:",
+                                                    "levels|private,2m-leaves:")):
+            continue
+        if topic in ("config", "payload", "skip", "prefault", "2m", "pool", "objects",
+                     "levels") or (b == "kvmlike" and topic == "rss"):
+            print(f"{b}: " + n.replace("|", ": ", 1))
+# every failed check, also of runs left out of the table
+for b in BACKENDS:
+    for i, (res, _) in enumerate(runs[b], 1):
+        try:
+            with open(f"{outdir}/guest.{b}.{i}.out") as f:
+                for raw in f:
+                    if raw.startswith("NOTE|") and "|FAIL: " in raw:
+                        print(f"{b} run {i}: " + raw[5:].rstrip("\n").replace("|", ": ", 1))
+        except OSError:
+            pass
+        if not res:
+            print(f"{b} run {i}: failed or no results, left out")
+PY
+}
+
 failed=0
 if [ -n "$report_only" ]; then
+	shown=0
 	rounds=$(find "$report_only" -maxdepth 1 -name 'kernel.*.out' | wc -l)
-	[ "$rounds" -gt 0 ] || { echo "$0: no runs in $report_only" >&2; exit 2; }
-	report "$report_only" "$rounds" || exit 1
+	if [ "$rounds" -gt 0 ]; then
+		report "$report_only" "$rounds" || exit 1
+		shown=1
+	fi
+	rounds=$(find "$report_only" -maxdepth 1 -name 'guest.kernel.*.out' | wc -l)
+	if [ "$rounds" -gt 0 ]; then
+		[ "$shown" -eq 0 ] || echo
+		report_guest "$report_only" "$rounds" || exit 1
+		shown=1
+	fi
+	[ "$shown" -eq 1 ] || { echo "$0: no runs in $report_only" >&2; exit 2; }
 	exit 0
 fi
 
 want_dir=${build_dir:-$repo/build}
 build_dir=$(cd "$want_dir" 2>/dev/null && pwd) ||
 	{ echo "$0: no build directory $want_dir" >&2; exit 2; }
-bench="$build_dir/bench/gmem_bench"
+gmem_bench="$build_dir/bench/gmem_bench"
+guest_bench="$build_dir/bench/guest_fault_bench"
 preload="$build_dir/frontends/preload/libkvmlike-preload.so"
-for f in "$bench" "$preload"; do
+need=("$preload")
+case " $sections " in *" gmem "*) need+=("$gmem_bench") ;; esac
+case " $sections " in *" guest "*) need+=("$guest_bench") ;; esac
+for f in "${need[@]}"; do
 	[ -e "$f" ] || { echo "$0: missing $f (build first)" >&2; exit 2; }
 done
 if [ -z "$outdir" ]; then
@@ -221,17 +405,19 @@ fi
 mkdir -p "$outdir" || exit 2
 timeout_s=${BENCH_TIMEOUT:-900}
 
-# run_one BACKEND ROUND: one gmem_bench run; output in $outdir/BACKEND.ROUND.{out,err}
+# run_one PREFIX BACKEND ROUND PROGRAM ARGS...: one run of PROGRAM; output in
+# $outdir/PREFIXBACKEND.ROUND.{out,err} (PREFIX "" for gmem, "guest." for guest).
 run_one() {
-	local backend=$1 round=$2
-	local out="$outdir/$backend.$round.out" err="$outdir/$backend.$round.err"
+	local prefix=$1 backend=$2 round=$3
+	shift 3
+	local out="$outdir/$prefix$backend.$round.out" err="$outdir/$prefix$backend.$round.err"
 	local start rc
 	start=$EPOCHREALTIME
 	if [ "$backend" = kvmlike ]; then
-		LD_PRELOAD="$preload" timeout "$timeout_s" "$bench" "${bench_args[@]}" >"$out" 2>"$err"
+		LD_PRELOAD="$preload" timeout "$timeout_s" "$@" >"$out" 2>"$err"
 	else
 		# a stray LD_PRELOAD from the caller must not turn this into a kvmlike run
-		env -u LD_PRELOAD timeout "$timeout_s" "$bench" "${bench_args[@]}" >"$out" 2>"$err"
+		env -u LD_PRELOAD timeout "$timeout_s" "$@" >"$out" 2>"$err"
 	fi
 	rc=$?
 	printf 'round %d/%d %-8s %6.1f s  ' "$round" "$rounds" "$backend" \
@@ -250,20 +436,34 @@ run_one() {
 	fi
 	if [ "$rc" -ne 0 ]; then
 		failed=1
-		# e.g. a failed backing check: its numbers must not reach the table
-		echo "$rc" >"$outdir/$backend.$round.failed"
+		# e.g. a failed backing or leak check: its numbers must not reach the table
+		echo "$rc" >"$outdir/$prefix$backend.$round.failed"
 		sed 's/^/    | /' "$err" | tail -n 5
 	fi
 }
 
-echo "gmem_bench: $bench ${bench_args[*]}"
 echo "interposer: $preload"
 echo "raw output: $outdir"
-for round in $(seq 1 "$rounds"); do
-	run_one kernel "$round"
-	run_one kvmlike "$round"
-done
-echo
-
-report "$outdir" "$rounds" || failed=1
+case " $sections " in *" gmem "*)
+	echo
+	echo "== gmem: $gmem_bench ${bench_args[*]}"
+	for round in $(seq 1 "$rounds"); do
+		run_one "" kernel "$round" "$gmem_bench" "${bench_args[@]}"
+		run_one "" kvmlike "$round" "$gmem_bench" "${bench_args[@]}"
+	done
+	echo
+	report "$outdir" "$rounds" || failed=1
+	;;
+esac
+case " $sections " in *" guest "*)
+	echo
+	echo "== guest: $guest_bench ${guest_args[*]}"
+	for round in $(seq 1 "$rounds"); do
+		run_one guest. kernel "$round" "$guest_bench" "${guest_args[@]}"
+		run_one guest. kvmlike "$round" "$guest_bench" "${guest_args[@]}"
+	done
+	echo
+	report_guest "$outdir" "$rounds" || failed=1
+	;;
+esac
 exit "$failed"
