@@ -45,20 +45,50 @@ Status FramePool::MakeResident(Pfn first, uint64_t count) {
   return Status::Ok();
 }
 
+namespace {
+constexpr uint64_t kHugeFrames = 512;
+}  // namespace
+
+void FramePool::PushFree(FrameRun r) {
+  if (!free_.empty()) {
+    FrameRun& last = free_.back();
+    if (last.zeroed == r.zeroed && last.first + last.count == r.first) {
+      last.count += r.count;
+      nr_free_ += r.count;
+      return;
+    }
+    if (last.zeroed == r.zeroed && r.first + r.count == last.first) {
+      last.first = r.first;
+      last.count += r.count;
+      nr_free_ += r.count;
+      return;
+    }
+  }
+  free_.push_back(r);
+  nr_free_ += r.count;
+}
+
+// The host zeroes the pages it faults in, and they join the pool zeroed.
+Status FramePool::Grow(uint64_t n) {
+  uint64_t grow = (n + kHugeFrames - 1) & ~(kHugeFrames - 1);
+  grow = std::min(grow, nr_frames_ - fresh_);
+  if (grow < n) return Error::kNoMemory;
+  TRY(MakeResident(Pfn(fresh_), grow));
+  PushFree({Pfn(fresh_), grow, true});
+  fresh_ += grow;
+  return Status::Ok();
+}
+
 Status FramePool::Allocate(uint64_t n, std::vector<FrameRun>& out) {
   base::MutexGuard g(lock_);
-  uint64_t from_fresh = n > nr_free_ ? n - nr_free_ : 0;
-  if (from_fresh > nr_frames_ - fresh_) return Error::kNoMemory;
-  if (from_fresh) {
-    TRY(MakeResident(Pfn(fresh_), from_fresh));
-    out.push_back({Pfn(fresh_), from_fresh});
-    fresh_ += from_fresh;
-    n -= from_fresh;
-  }
+  if (n > nr_free_) TRY(Grow(n - nr_free_));
   while (n) {
+    // From the low end of the run: pages allocated in file order get frames
+    // in ascending order, so punching them in file order frees whole runs.
     FrameRun& r = free_.back();
     uint64_t take = std::min(n, r.count);
-    out.push_back({r.first + (r.count - take), take});
+    out.push_back({r.first, take, r.zeroed});
+    r.first += take;
     r.count -= take;
     if (r.count == 0) free_.pop_back();
     nr_free_ -= take;
@@ -67,54 +97,40 @@ Status FramePool::Allocate(uint64_t n, std::vector<FrameRun>& out) {
   return Status::Ok();
 }
 
-namespace {
-constexpr uint64_t kHugeFrames = 512;
-}  // namespace
 
 // A free run that contains an aligned 512-frame block gives it up; the run's
 // remainder on either side stays free.
-bool FramePool::TakeAlignedFromFree(Pfn* out) {
+bool FramePool::TakeAlignedFromFree(FrameRun* out) {
   for (size_t i = free_.size(); i-- > 0;) {
     FrameRun r = free_[i];
     uint64_t first = (r.first.value() + kHugeFrames - 1) & ~(kHugeFrames - 1);
     uint64_t end = r.first.value() + r.count;
     if (first + kHugeFrames > end) continue;
     free_.erase(free_.begin() + static_cast<long>(i));
-    if (first > r.first.value()) free_.push_back({r.first, first - r.first.value()});
-    if (end > first + kHugeFrames) free_.push_back({Pfn(first + kHugeFrames), end - first - kHugeFrames});
-    nr_free_ -= kHugeFrames;
-    *out = Pfn(first);
+    nr_free_ -= r.count;
+    if (first > r.first.value()) PushFree({r.first, first - r.first.value(), r.zeroed});
+    if (end > first + kHugeFrames)
+      PushFree({Pfn(first + kHugeFrames), end - first - kHugeFrames, r.zeroed});
+    *out = {Pfn(first), kHugeFrames, r.zeroed};
     return true;
   }
   return false;
 }
 
-Result<Pfn> FramePool::AllocateHuge() {
+// Fresh growth is in 2 MiB steps from a 2 MiB-aligned base, so a block always
+// comes either from a free run or from the next growth step.
+Result<FrameRun> FramePool::AllocateHuge() {
   base::MutexGuard g(lock_);
-  Pfn pfn;
-  if (TakeAlignedFromFree(&pfn)) return pfn;
-  uint64_t first = (fresh_ + kHugeFrames - 1) & ~(kHugeFrames - 1);
-  if (first + kHugeFrames > nr_frames_) return Error::kNoMemory;
-  TRY(MakeResident(Pfn(first), kHugeFrames));
-  if (first > fresh_) {  // the gap below the aligned block becomes free frames
-    TRY(MakeResident(Pfn(fresh_), first - fresh_));
-    free_.push_back({Pfn(fresh_), first - fresh_});
-    nr_free_ += first - fresh_;
-  }
-  fresh_ = first + kHugeFrames;
-  return Pfn(first);
+  FrameRun run;
+  if (TakeAlignedFromFree(&run)) return run;
+  TRY(Grow(kHugeFrames));
+  if (TakeAlignedFromFree(&run)) return run;
+  return Error::kNoMemory;
 }
 
 void FramePool::Free(const FrameRun* runs, size_t nr_runs) {
   base::MutexGuard g(lock_);
-  for (size_t i = 0; i < nr_runs; i++) {
-    const FrameRun& r = runs[i];
-    if (!free_.empty() && free_.back().first + free_.back().count == r.first)
-      free_.back().count += r.count;
-    else
-      free_.push_back(r);
-    nr_free_ += r.count;
-  }
+  for (size_t i = 0; i < nr_runs; i++) PushFree({runs[i].first, runs[i].count, false});
 }
 
 uint64_t FramePool::frames_total() const {

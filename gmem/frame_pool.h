@@ -1,9 +1,10 @@
 // FramePool: the host memory that private guest pages come from. kvmlike owns it
 // the way a hypervisor owns RAM: one reserved, MADV_DONTFORK anonymous region
 // (never reachable through an fd, absent from forked children), numbered in
-// frames (Pfn), handed out and taken back in runs. A frame becomes resident the
-// first time it is handed out and stays resident with the pool afterwards, so
-// repopulating after a punch costs no host faults.
+// frames (Pfn), handed out and taken back in runs. Frames become resident in
+// 2 MiB steps the first time they are needed and stay with the pool, so
+// repopulating after a punch costs no host faults; frames fresh from the host
+// are handed out marked zeroed, so their first user need not clear them.
 //
 // Pinned by: the gmem::Subsystem that owns it (one per process).
 // Thread safety: all methods may be called concurrently (internal leaf lock).
@@ -24,6 +25,7 @@ using base::Pfn;
 struct FrameRun {
   Pfn first;
   uint64_t count;
+  bool zeroed = false;  // known to read zero (fresh from the host, never handed out)
 };
 
 class FramePool {
@@ -39,7 +41,7 @@ class FramePool {
   base::Status Allocate(uint64_t n, std::vector<FrameRun>& out) TA_EXCLUDES(lock_);
   // Hands out 512 frames that are contiguous and start on a 512-frame (2 MiB)
   // boundary, for a 2 MiB guest mapping; kNoMemory when none can be had.
-  base::Result<Pfn> AllocateHuge() TA_EXCLUDES(lock_);
+  base::Result<FrameRun> AllocateHuge() TA_EXCLUDES(lock_);
   // Takes back frames handed out before. Contents are not cleared here: the
   // next owner zeroes a frame before first use.
   void Free(const FrameRun* runs, size_t nr_runs) TA_EXCLUDES(lock_);
@@ -59,12 +61,17 @@ class FramePool {
  private:
   FramePool(char* base, uint64_t nr_frames) : base_(base), nr_frames_(nr_frames) {}
   base::Status MakeResident(Pfn first, uint64_t count) TA_REQUIRES(lock_);
-  bool TakeAlignedFromFree(Pfn* out) TA_REQUIRES(lock_);
+  // Makes at least n more frames resident (in 2 MiB steps); they join free_
+  // as zeroed runs.
+  base::Status Grow(uint64_t n) TA_REQUIRES(lock_);
+  void PushFree(FrameRun r) TA_REQUIRES(lock_);
+  bool TakeAlignedFromFree(FrameRun* out) TA_REQUIRES(lock_);
 
   char* const base_;
   const uint64_t nr_frames_;
   mutable base::Mutex lock_{base::LockClass::kLeaf};
-  // Frames [0, fresh_) have been resident; free ones are in free_ (LIFO runs).
+  // Frames [0, fresh_) have been resident; free ones are in free_ (LIFO runs,
+  // each zeroed or not).
   uint64_t fresh_ TA_GUARDED_BY(lock_) = 0;
   uint64_t nr_free_ TA_GUARDED_BY(lock_) = 0;
   std::vector<FrameRun> free_ TA_GUARDED_BY(lock_);

@@ -80,7 +80,8 @@ Status PageStore::PopulateBatch(PgOffRange range, FramePool& pool) {
   for (PgOff off = range.begin; off < range.end; ++off) {
     Entry* e = Slot(off);
     if (*e & kPresent) continue;
-    *e = ((runs[ri].first.value() + used) << base::kPageShift) | kPresent;
+    *e = ((runs[ri].first.value() + used) << base::kPageShift) | kPresent |
+         (runs[ri].zeroed ? kUptodate : 0);
     if (++used == runs[ri].count) {
       ri++;
       used = 0;
@@ -96,11 +97,12 @@ base::Result<Pfn> PageStore::PopulateHuge(PgOff first, FramePool& pool) {
   uint64_t absent = CountAbsent({first, first + kHuge});
   if (absent == kHuge) {
     if (!SlotAlloc(first)) return Error::kNoMemory;
-    TRY_ASSIGN(Pfn pfn, pool.AllocateHuge());
+    TRY_ASSIGN(FrameRun run, pool.AllocateHuge());
     Entry* e = Slot(first);
-    for (uint64_t i = 0; i < kHuge; i++) e[i] = ((pfn.value() + i) << base::kPageShift) | kPresent;
+    Entry flags = kPresent | (run.zeroed ? kUptodate : 0);
+    for (uint64_t i = 0; i < kHuge; i++) e[i] = ((run.first.value() + i) << base::kPageShift) | flags;
     nr_present_ += kHuge;
-    return pfn;
+    return run.first;
   }
   if (absent) return Error::kAgain;
   Entry* e = Slot(first);

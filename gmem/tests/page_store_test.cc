@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstring>
+
 #include "gmem/page_store.h"
 
 using namespace gmem;
@@ -16,23 +18,32 @@ TEST_CASE("PageStore populate, lookup and punch") {
   CHECK(s.nr_present() == 1000);
   auto pg = s.Lookup(PgOff(999));
   CHECK(pg.present);
-  CHECK_FALSE(pg.uptodate);  // zeroed at first use, not at populate
-  s.SetUptodate(PgOff(999));
-  CHECK(s.Lookup(PgOff(999)).uptodate);
+  CHECK(pg.uptodate);  // frames fresh from the host are already zero
 
+  SUBCASE("an aligned 2 MiB block gets one aligned run of frames") {
+    auto a = s.Lookup(PgOff(0)), b = s.Lookup(PgOff(511));
+    CHECK(a.pfn.value() % 512 == 0);
+    CHECK(b.pfn.value() == a.pfn.value() + 511);
+    CHECK(s.PopulateHuge(PgOff(0), fp).ok());
+  }
   SUBCASE("populating an overlapping range allocates only the holes") {
     REQUIRE(s.Populate({PgOff(500), PgOff(1500)}, fp).ok());
     CHECK(s.nr_present() == 1500);
-    CHECK(fp.frames_total() == 1500);
-    CHECK(s.Lookup(PgOff(999)).uptodate);  // untouched
   }
-  SUBCASE("punch frees frames back to the pool and forgets state") {
+  SUBCASE("punched frames come back dirty: their next user must clear them") {
     s.Punch({PgOff(900), PgOff(1100)}, fp);
     CHECK(s.nr_present() == 900);
-    CHECK(fp.frames_free() == 100);
     CHECK_FALSE(s.Lookup(PgOff(999)).present);
+    uint64_t free_before = fp.frames_free();
+    std::memset(fp.Address(pg.pfn), 0x5a, base::kPageSize);
     REQUIRE(s.Populate({PgOff(999), PgOff(1000)}, fp).ok());
-    CHECK_FALSE(s.Lookup(PgOff(999)).uptodate);
+    CHECK(fp.frames_free() == free_before - 1);
+    auto again = s.Lookup(PgOff(999));
+    CHECK(again.present);
+    CHECK_FALSE(again.uptodate);
+  }
+  SUBCASE("a partly populated block cannot be mapped whole") {
+    CHECK(s.PopulateHuge(PgOff(512), fp).error() == base::Error::kAgain);
   }
   s.FreeAll(fp);
   CHECK(s.nr_present() == 0);
