@@ -49,22 +49,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kvm_uapi.h"
-#include "kvmlike_ext.h"
+#include "bench_util.h"
 
-#define MIB (1024ull * 1024ull)
-#define GIB (1024ull * MIB)
 #define PAGE_SIZE_4K 4096ull
 #define SLOT_CHUNK (2 * MIB)
 #define MAX_CHUNK_SLOTS 512
 /* Slots go above the low GiB so that nothing overlaps the usual guest RAM. */
 #define SLOT_GPA_BASE (1 * GIB)
 
-#define EXIT_OPFAIL 1
-#define EXIT_USAGE 2
 #define EXIT_UNBACKED 3
-
-#define SHARED_FLAGS (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
 
 /* ------------------------------------------------------------ options */
 
@@ -98,73 +91,7 @@ static bool want(int item) { return opt.items & (1u << item); }
 
 /* --------------------------------------------------------- reporting */
 
-static bool g_kvmlike;
 static bool g_unbacked; /* a backing check failed: exit 3 at the end */
-
-static void note(const char *topic, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void note(const char *topic, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("NOTE|%s|", topic);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	fflush(stdout); /* bench.sh keeps partial output if a later step dies */
-}
-
-static void fail(const char *what) __attribute__((noreturn));
-static void fail(const char *what)
-{
-	fprintf(stderr, "gmem_bench: %s: %s\n", what, strerror(errno));
-	exit(EXIT_OPFAIL);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* A growable list of samples of one metric, already in its unit. */
-struct series {
-	double *v;
-	int n, cap;
-};
-
-static void push(struct series *s, double x)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? 2 * s->cap : 16;
-		s->v = realloc(s->v, (size_t)s->cap * sizeof(double));
-		if (!s->v)
-			fail("realloc");
-	}
-	s->v[s->n++] = x;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* Prints the RESULT line (nothing for an empty series) and frees it. */
-static void report(const char *metric, const char *unit, struct series *s)
-{
-	if (s->n > 0) {
-		qsort(s->v, (size_t)s->n, sizeof(double), cmp_double);
-		int h = s->n / 2;
-		double med = (s->n & 1) ? s->v[h] : 0.5 * (s->v[h - 1] + s->v[h]);
-		printf("RESULT|%s|%s|%.6g|%.6g|%.6g|%d\n", metric, unit, med,
-		       s->v[0], s->v[s->n - 1], s->n);
-		fflush(stdout);
-	}
-	free(s->v);
-	*s = (struct series){ 0 };
-}
 
 /* '|' separates fields, so flag names are joined with '+'. */
 static const char *flag_name(uint64_t flags)
@@ -184,20 +111,6 @@ static const char *metric(const char *base, const char *tag)
 }
 
 /* ------------------------------------------------------- KVM wrappers */
-
-static int kvm_fd = -1;
-
-static int create_vm(void)
-{
-	int vm;
-	/* KVM_CREATE_VM may fail with EINTR on the kernel; that is not an error. */
-	do
-		vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
-	while (vm < 0 && errno == EINTR);
-	if (vm < 0)
-		fail("KVM_CREATE_VM");
-	return vm;
-}
 
 static int gmem_create(int vm, uint64_t size, uint64_t flags)
 {
@@ -243,29 +156,6 @@ static bool flags_supported(int vm, uint64_t flags)
 }
 
 /* ------------------------------------------------ kvmlike introspection */
-
-/* All live objects of this process's kvmlike instance; caller frees. */
-static struct kvmlike_obj_info *debug_objects(uint32_t *nr)
-{
-	uint32_t cap = 64;
-	for (;;) {
-		struct kvmlike_obj_info *e = calloc(cap, sizeof(*e));
-		struct kvmlike_debug_objects q = {
-			.nr = cap, .entries = (uint64_t)(uintptr_t)e,
-		};
-		if (!e)
-			fail("calloc");
-		if (ioctl(kvm_fd, KVMLIKE_DEBUG_OBJECTS, &q))
-			fail("KVMLIKE_DEBUG_OBJECTS");
-		if (q.nr <= cap) {
-			*nr = q.nr;
-			return e;
-		}
-		/* More objects than room: the answer was cut short, ask again. */
-		free(e);
-		cap = q.nr + 16;
-	}
-}
 
 /*
  * The kvmlike inode ids live right now. A new guest_memfd's inode is the one
@@ -344,37 +234,14 @@ static struct gmem gmem_open(int vm, uint64_t flags)
 
 static void pool_note(const char *when)
 {
-	struct kvmlike_pool_info p;
 	if (!g_kvmlike)
 		return;
-	memset(&p, 0, sizeof(p));
-	if (ioctl(kvm_fd, KVMLIKE_POOL_INFO, &p))
-		fail("KVMLIKE_POOL_INFO");
+	struct kvmlike_pool_info p = pool_info();
 	note("pool", "%s: frames_total=%llu (%.1f MiB obtained from the host, resident) "
 	     "frames_free=%llu frame_size=%llu", when,
 	     (unsigned long long)p.frames_total,
 	     (double)(p.frames_total * p.frame_size) / (double)MIB,
 	     (unsigned long long)p.frames_free, (unsigned long long)p.frame_size);
-}
-
-/* VmRSS / VmHWM, so memory held by the process (the pool's too) is visible. */
-static void rss_note(const char *when)
-{
-	char line[256], out[256] = "";
-	FILE *f = fopen("/proc/self/status", "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "VmRSS:", 6) && strncmp(line, "VmHWM:", 6))
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		/* squeeze "VmRSS:\t  123 kB" into "VmRSS=123 kB" */
-		char *v = line + 6 + strspn(line + 6, " \t");
-		size_t len = strlen(out);
-		snprintf(out + len, sizeof(out) - len, "%s%.5s=%s", len ? " " : "", line, v);
-	}
-	fclose(f);
-	note("rss", "%s: %s", when, out);
 }
 
 /* --------------------------------------------------- backing checks */
@@ -727,10 +594,8 @@ static void trailer_notes(void)
 	if (!g_kvmlike)
 		return;
 	pool_note("end");
-	uint32_t nr;
-	free(debug_objects(&nr));
 	/* everything was closed: anything live now is a leak (only noted here) */
-	note("objects", "live kvmlike objects at the end: %u", nr);
+	note("objects", "live kvmlike objects at the end: %u", live_objects());
 }
 
 int main(int argc, char **argv)
@@ -739,15 +604,14 @@ int main(int argc, char **argv)
 	uint64_t flag_sets[2];
 	size_t nr_sets = 0;
 
+	bench_prog = "gmem_bench";
 	parse_options(argc, argv);
-	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm_fd < 0)
-		fail("open /dev/kvm");
-	/* the kernel answers kvmlike's own ioctl range with ENOTTY */
-	g_kvmlike = ioctl(kvm_fd, KVMLIKE_PROBE, 0) == KVMLIKE_MAGIC;
+	bench_open_kvm();
 	header_notes();
 
-	int vm = create_vm();
+	int vm = create_vm(0);
+	if (vm < 0)
+		fail("KVM_CREATE_VM");
 	for (size_t k = 0; k < 2; k++)
 		if (flags_supported(vm, all_flags[k]))
 			flag_sets[nr_sets++] = all_flags[k];

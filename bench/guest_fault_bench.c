@@ -85,16 +85,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kvm_uapi.h"
-#include "kvmlike_ext.h"
+#include "bench_util.h"
 
-#define MIB (1024ull * 1024ull)
-#define GIB (1024ull * MIB)
 #define PAGE_4K 4096ull
 #define BLOCK_2M (2 * MIB)
 
-#define EXIT_OPFAIL 1
-#define EXIT_USAGE 2
 #define EXIT_CHECK 3
 
 /* Guest-physical layout. Slot 0 (anonymous) holds code, GDT, stack and the
@@ -112,7 +107,6 @@
 #define COUNT_PORT 0x11
 #define MARK 0xa5            /* the byte every page receives */
 
-#define SHARED_FLAGS (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
 #define RUN_WATCHDOG_S 120   /* one KVM_RUN pass longer than this fails */
 #define WARMUP_SIZE (16 * MIB)
 
@@ -260,28 +254,7 @@ static uint64_t pages(void) { return opt.size / PAGE_4K; }
 
 /* --------------------------------------------------------- reporting */
 
-static bool g_kvmlike;
 static bool g_check_failed;
-static int kvm_fd = -1;
-
-static void note(const char *topic, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const char *topic, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("NOTE|%s|", topic);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	fflush(stdout); /* bench.sh keeps what was printed if a later step dies */
-}
-
-static void fail(const char *what) __attribute__((noreturn));
-static void fail(const char *what)
-{
-	fprintf(stderr, "guest_fault_bench: %s: %s\n", what, strerror(errno));
-	exit(EXIT_OPFAIL);
-}
 
 static void check_failed(const char *topic, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void check_failed(const char *topic, const char *fmt, ...)
@@ -296,50 +269,6 @@ static void check_failed(const char *topic, const char *fmt, ...)
 	g_check_failed = true;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-struct series {
-	double *v;
-	int n, cap;
-};
-
-static void push(struct series *s, double x)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? 2 * s->cap : 16;
-		s->v = realloc(s->v, (size_t)s->cap * sizeof(double));
-		if (!s->v)
-			fail("realloc");
-	}
-	s->v[s->n++] = x;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* RESULT line (none for an empty series); frees the series. */
-static void report(const char *metric, const char *unit, struct series *s)
-{
-	if (s->n > 0) {
-		qsort(s->v, (size_t)s->n, sizeof(double), cmp_double);
-		int h = s->n / 2;
-		double med = (s->n & 1) ? s->v[h] : 0.5 * (s->v[h - 1] + s->v[h]);
-		printf("RESULT|%s|%s|%.6g|%.6g|%.6g|%d\n", metric, unit, med, s->v[0],
-		       s->v[s->n - 1], s->n);
-		fflush(stdout);
-	}
-	free(s->v);
-	*s = (struct series){ 0 };
-}
-
 static const char *metric(const char *base, const char *tag, const char *extra)
 {
 	static char buf[160];
@@ -348,33 +277,6 @@ static const char *metric(const char *base, const char *tag, const char *extra)
 }
 
 /* ----------------------------------------------------- kvmlike queries */
-
-/* Live kvmlike objects; caller frees. */
-static struct kvmlike_obj_info *debug_objects(uint32_t *nr)
-{
-	uint32_t cap = 64;
-	for (;;) {
-		struct kvmlike_obj_info *e = calloc(cap, sizeof(*e));
-		struct kvmlike_debug_objects q = { .nr = cap, .entries = (uint64_t)(uintptr_t)e };
-		if (!e)
-			fail("calloc");
-		if (ioctl(kvm_fd, KVMLIKE_DEBUG_OBJECTS, &q))
-			fail("KVMLIKE_DEBUG_OBJECTS");
-		if (q.nr <= cap) {
-			*nr = q.nr;
-			return e;
-		}
-		free(e);
-		cap = q.nr + 16;
-	}
-}
-
-static uint32_t live_objects(void)
-{
-	uint32_t nr;
-	free(debug_objects(&nr));
-	return nr;
-}
 
 /* Present pages of the one live guest_memfd inode (-1: not exactly one). */
 static int64_t sole_inode_pages(void)
@@ -392,15 +294,6 @@ static int64_t sole_inode_pages(void)
 	return inodes == 1 ? pages_present : -1;
 }
 
-static struct kvmlike_pool_info pool_info(void)
-{
-	struct kvmlike_pool_info p;
-	memset(&p, 0, sizeof(p));
-	if (g_kvmlike && ioctl(kvm_fd, KVMLIKE_POOL_INFO, &p))
-		fail("KVMLIKE_POOL_INFO");
-	return p;
-}
-
 static void pool_note(const char *when)
 {
 	if (!g_kvmlike)
@@ -410,24 +303,6 @@ static void pool_note(const char *when)
 	     when, (unsigned long long)p.frames_total,
 	     (double)(p.frames_total * p.frame_size) / (double)MIB,
 	     (unsigned long long)p.frames_free);
-}
-
-static void rss_note(const char *when)
-{
-	char line[256], out[256] = "";
-	FILE *f = fopen("/proc/self/status", "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "VmRSS:", 6) && strncmp(line, "VmHWM:", 6))
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		char *v = line + 6 + strspn(line + 6, " \t");
-		size_t len = strlen(out);
-		snprintf(out + len, sizeof(out) - len, "%s%.5s=%s", len ? " " : "", line, v);
-	}
-	fclose(f);
-	note("rss", "%s: %s", when, out);
 }
 
 /*
@@ -462,15 +337,6 @@ static bool walk_levels(int vm, struct levels *lv)
 }
 
 /* ------------------------------------------------------- KVM wrappers */
-
-static int create_vm(unsigned long type)
-{
-	int vm;
-	do
-		vm = ioctl(kvm_fd, KVM_CREATE_VM, type);
-	while (vm < 0 && errno == EINTR);
-	return vm;
-}
 
 static int set_slot(int vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		    void *uaddr, int gmem)
@@ -1084,12 +950,9 @@ static void parse_options(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	bench_prog = "guest_fault_bench";
 	parse_options(argc, argv);
-	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm_fd < 0)
-		fail("open /dev/kvm");
-	/* the kernel answers kvmlike's own ioctl range with an error */
-	g_kvmlike = ioctl(kvm_fd, KVMLIKE_PROBE, 0) == KVMLIKE_MAGIC;
+	bench_open_kvm();
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

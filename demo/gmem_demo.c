@@ -23,9 +23,8 @@
  * Exit status: 0 when every step did what Linux does, 1 otherwise (with the
  * reason on stderr), 2 on a usage error.
  */
+#include "demo_util.h"
 #include "gmem_proto.h"
-#include "kvm_uapi.h"
-#include "kvmlike_ext.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,25 +86,7 @@ struct guest {
 /* failing loudly                                                            */
 /* ------------------------------------------------------------------------ */
 
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-	fflush(stdout);
-	va_start(ap, fmt);
-	fputs("gmem_demo: FAILED: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
-
-/* Every syscall result passes through here: failure ends the demo with errno's text. */
-static long check(long ret, const char *what)
-{
-	if (ret < 0)
-		fail("%s: %s", what, strerror(errno));
-	return ret;
-}
+const char demo_prog[] = "gmem_demo";
 
 static void expect_range(const uint8_t *map, uint64_t off, uint64_t len, uint64_t seed,
 			 const char *what)
@@ -123,41 +104,6 @@ static void expect_range(const uint8_t *map, uint64_t off, uint64_t len, uint64_
 /* ------------------------------------------------------------------------ */
 /* kvmlike's refcount table                                                  */
 /* ------------------------------------------------------------------------ */
-
-struct objects {
-	uint32_t nr;
-	struct kvmlike_obj_info *v;
-};
-
-/* The whole table; the buffer grows when the objects outnumber it. */
-static struct objects read_objects(void)
-{
-	struct objects o = { 0, NULL };
-	uint32_t cap = 16;
-	for (;;) {
-		o.v = realloc(o.v, cap * sizeof(*o.v));
-		if (!o.v)
-			fail("out of memory for %u table entries", cap);
-		struct kvmlike_debug_objects q = { .nr = cap, .entries = (uintptr_t)o.v };
-		check(ioctl(demo.kvm, KVMLIKE_DEBUG_OBJECTS, &q), "KVMLIKE_DEBUG_OBJECTS");
-		if (q.nr <= cap) {
-			o.nr = q.nr;
-			return o;
-		}
-		cap = q.nr;
-	}
-}
-
-static const char *kind_name(uint32_t kind)
-{
-	switch (kind) {
-	case KVMLIKE_OBJ_VM: return "vm";
-	case KVMLIKE_OBJ_INODE: return "inode";
-	case KVMLIKE_OBJ_FILE: return "file";
-	case KVMLIKE_OBJ_MEMSLOT: return "memslot";
-	default: return "?";
-	}
-}
 
 static const struct kvmlike_obj_info *find_object(const struct objects *o, uint32_t kind,
 						  uint64_t id)
@@ -243,7 +189,7 @@ static void __attribute__((format(printf, 2, 3))) step(const char *label, const 
 	putchar('\n');
 	va_end(ap);
 	if (demo.kvmlike) {
-		struct objects o = read_objects();
+		struct objects o = read_objects(demo.kvm);
 		print_objects(&o);
 		free(o.v);
 	}
@@ -253,7 +199,7 @@ static void __attribute__((format(printf, 2, 3))) step(const char *label, const 
 static struct objects round_begin(void)
 {
 	struct objects none = { 0, NULL };
-	return demo.kvmlike ? read_objects() : none;
+	return demo.kvmlike ? read_objects(demo.kvm) : none;
 }
 
 /*
@@ -264,7 +210,7 @@ static struct objects round_begin(void)
 static void round_end(const char *round, struct objects *before)
 {
 	if (demo.kvmlike) {
-		struct objects now = read_objects();
+		struct objects now = read_objects(demo.kvm);
 		uint32_t left = 0;
 		for (uint32_t i = 0; i < now.nr; i++)
 			left += !find_object(before, now.v[i].kind, now.v[i].id);
@@ -746,7 +692,7 @@ static void step7_finish(void)
 		return;
 	}
 	demo.kvm = open_kvm();
-	struct objects o = read_objects();
+	struct objects o = read_objects(demo.kvm);
 	step("7", "closed /dev/kvm and opened a fresh one to read the table: %u live object(s)", o.nr);
 	check(close(demo.kvm), "close(/dev/kvm)");
 	free(o.v);

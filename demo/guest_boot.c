@@ -81,8 +81,7 @@
  * Exit status: 0 when the guest booted, every check passed and nothing leaked;
  * 1 otherwise (the reason on stderr); 2 on a usage error.
  */
-#include "kvm_uapi.h"
-#include "kvmlike_ext.h"
+#include "demo_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -601,30 +600,13 @@ static struct {
 
 /* ============================================================== utilities */
 
+const char demo_prog[] = "guest_boot";
+
 static double now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-	fflush(stdout);
-	va_start(ap, fmt);
-	fputs("guest_boot: FAILED: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
-
-static long check(long ret, const char *what)
-{
-	if (ret < 0)
-		fail("%s: %s", what, strerror(errno));
-	return ret;
 }
 
 static int check_cap(int fd, long cap)
@@ -751,42 +733,6 @@ static uint64_t faults_now(const char **name)
 	}
 	*name = "pf_fixed";
 	return vcpu_sum(CS_PF_FIXED);
-}
-
-/* =========================================================== kvmlike only */
-
-struct objects {
-	uint32_t nr;
-	struct kvmlike_obj_info *v;
-};
-
-static struct objects read_objects(void)
-{
-	struct objects o = { 0, NULL };
-	uint32_t cap = 16;
-	for (;;) {
-		o.v = realloc(o.v, cap * sizeof(*o.v));
-		if (!o.v)
-			fail("out of memory");
-		struct kvmlike_debug_objects q = { .nr = cap, .entries = (uintptr_t)o.v };
-		check(ioctl(gb.kvm, KVMLIKE_DEBUG_OBJECTS, &q), "KVMLIKE_DEBUG_OBJECTS");
-		if (q.nr <= cap) {
-			o.nr = q.nr;
-			return o;
-		}
-		cap = q.nr;
-	}
-}
-
-static const char *kind_name(uint32_t kind)
-{
-	switch (kind) {
-	case KVMLIKE_OBJ_VM: return "vm";
-	case KVMLIKE_OBJ_INODE: return "inode";
-	case KVMLIKE_OBJ_FILE: return "file";
-	case KVMLIKE_OBJ_MEMSLOT: return "memslot";
-	default: return "?";
-	}
 }
 
 /* ================================================================ the VM */
@@ -1475,7 +1421,7 @@ static void report(void)
 	/* resident memory */
 	uint64_t inode_pages = NO_STAT;
 	if (gb.kvmlike) {
-		struct objects o = read_objects();
+		struct objects o = read_objects(gb.kvm);
 		for (uint32_t i = 0; i < o.nr; i++)
 			if (o.v[i].kind == KVMLIKE_OBJ_INODE)
 				inode_pages = (inode_pages == NO_STAT ? 0 : inode_pages) + o.v[i].pages;
@@ -1622,7 +1568,7 @@ static void leak_check(void)
 {
 	if (!gb.kvmlike)
 		return;
-	struct objects o = read_objects();
+	struct objects o = read_objects(gb.kvm);
 	if (o.nr) {
 		printf("  leak check      KVMLIKE_DEBUG_OBJECTS lists %u live object(s) after close:\n",
 		       o.nr);

@@ -325,40 +325,29 @@ static void test_sw_protected_vm_caps(void)
 
 /* ----------------------------------------------- unknown ioctls */
 
-struct ioctl_case {
-	unsigned long nr;
-	const char *name;
-};
-
 /*
  * Numbers /dev/kvm does not handle: the system fd falls through to the
  * arch handler, which answers EINVAL (6.18), for foreign numbers as well
  * as for VM and vCPU ioctls and for a known number with a wrong size.
  */
 static const struct ioctl_case not_system_ioctls[] = {
-	{ _IO(KVMIO, 0xff), "_IO(KVMIO, 0xff)" },
-	{ 0x1234, "0x1234" },
-	{ _IO(0xAF, 0x41), "_IO(0xAF, 0x41)" },
+	IOCTL_CASES_FOREIGN,
 	{ KVM_RUN, "KVM_RUN (vCPU ioctl)" },
 	{ KVM_CREATE_VCPU, "KVM_CREATE_VCPU (VM ioctl)" },
 	{ KVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION (VM ioctl)" },
 	{ _IOW(KVMIO, 0x46, int), "_IOW(KVMIO, 0x46, int) (wrong size)" },
 };
-#define NR_NOT_SYSTEM (sizeof(not_system_ioctls) / sizeof(not_system_ioctls[0]))
+#define NR_NOT_SYSTEM NR_IOCTL_CASES(not_system_ioctls)
 
 /* The VM fd answers ENOTTY for what neither generic nor arch code knows. */
 static const struct ioctl_case not_vm_ioctls[] = {
-	{ _IO(KVMIO, 0xff), "_IO(KVMIO, 0xff)" },
-	{ 0x1234, "0x1234" },
-	{ _IO(0xAF, 0x41), "_IO(0xAF, 0x41)" },
-	{ KVM_GET_API_VERSION, "KVM_GET_API_VERSION (system ioctl)" },
-	{ KVM_CREATE_VM, "KVM_CREATE_VM (system ioctl)" },
-	{ KVM_GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE (system ioctl)" },
+	IOCTL_CASES_FOREIGN,
+	IOCTL_CASES_SYSTEM,
 	{ KVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID (system ioctl)" },
 	{ KVM_RUN, "KVM_RUN (vCPU ioctl)" },
 	{ _IOW(KVMIO, 0x46, int), "_IOW(KVMIO, 0x46, int) (wrong size)" },
 };
-#define NR_NOT_VM (sizeof(not_vm_ioctls) / sizeof(not_vm_ioctls[0]))
+#define NR_NOT_VM NR_IOCTL_CASES(not_vm_ioctls)
 
 static void test_unknown_ioctls(void)
 {

@@ -448,7 +448,5 @@ int main(void)
 	if (magic != KVMLIKE_MAGIC)
 		ksft_exit_skip("KVMLIKE_PROBE answered %s, not KVMLIKE_MAGIC: kvmlike's debug "
 			       "ioctls exist only under kvmlike", strres(magic, err));
-	ksft_print_msg("backend: %s", kvm_backend_name());
-	kvm_run_sections(sections, sizeof(sections) / sizeof(sections[0]));
-	return ksft_finished();
+	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
 }

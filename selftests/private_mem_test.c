@@ -752,12 +752,9 @@ static const struct kvm_section sections[] = {
 int main(void)
 {
 	ksft_print_header();
-	int kvm = kvm_open();
-	close(kvm);
+	kvm_require_dev();
 	if (!kvm_has_vm_type(KVM_X86_SW_PROTECTED_VM))
 		ksft_exit_skip("KVM_X86_SW_PROTECTED_VM not in KVM_CAP_VM_TYPES (private memory, "
 			       "rules 37-45, needs it)");
-	ksft_print_msg("backend: %s", kvm_backend_name());
-	kvm_run_sections(sections, sizeof(sections) / sizeof(sections[0]));
-	return ksft_finished();
+	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
 }

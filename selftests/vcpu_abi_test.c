@@ -530,23 +530,14 @@ static void test_forked_child(void)
 
 /* --------------------------------------------------- unknown ioctls */
 
-struct ioctl_case {
-	unsigned long nr;
-	const char *name;
-};
-
 /*
  * What the vCPU fd does not handle: generic code passes it to the x86
  * handler, which answers EINVAL (6.18) for foreign numbers, for system and
  * VM ioctls and for a known number encoded with a wrong size.
  */
 static const struct ioctl_case not_vcpu_ioctls[] = {
-	{ _IO(KVMIO, 0xff), "_IO(KVMIO, 0xff)" },
-	{ 0x1234, "0x1234" },
-	{ _IO(0xAF, 0x41), "_IO(0xAF, 0x41)" },
-	{ KVM_GET_API_VERSION, "KVM_GET_API_VERSION (system ioctl)" },
-	{ KVM_CREATE_VM, "KVM_CREATE_VM (system ioctl)" },
-	{ KVM_GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE (system ioctl)" },
+	IOCTL_CASES_FOREIGN,
+	IOCTL_CASES_SYSTEM,
 	{ KVM_CHECK_EXTENSION, "KVM_CHECK_EXTENSION (system/VM ioctl)" },
 	{ KVM_CREATE_VCPU, "KVM_CREATE_VCPU (VM ioctl)" },
 	{ KVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION (VM ioctl)" },
@@ -555,7 +546,7 @@ static const struct ioctl_case not_vcpu_ioctls[] = {
 	{ _IOR(KVMIO, 0x81, int), "_IOR(KVMIO, 0x81, int) (GET_REGS, wrong size)" },
 	{ _IOW(KVMIO, 0x80, int), "_IOW(KVMIO, 0x80, int) (KVM_RUN, wrong direction/size)" },
 };
-#define NR_NOT_VCPU (sizeof(not_vcpu_ioctls) / sizeof(not_vcpu_ioctls[0]))
+#define NR_NOT_VCPU NR_IOCTL_CASES(not_vcpu_ioctls)
 
 static void test_unknown_ioctls(void)
 {
@@ -837,11 +828,7 @@ static const struct kvm_section sections[] = {
 int main(void)
 {
 	ksft_print_header();
-	int kvm = kvm_open();
-	close(kvm);
-	ksft_print_msg("backend: %s", kvm_backend_name());
+	kvm_require_dev();
 	hypercall_mask = kvm_check_cap(KVM_CAP_EXIT_HYPERCALL);
-
-	kvm_run_sections(sections, sizeof(sections) / sizeof(sections[0]));
-	return ksft_finished();
+	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
 }

@@ -334,22 +334,13 @@ static bool regs_match(int vcpu, const struct reg_check *checks, size_t n)
 	return ok;
 }
 
-static bool rip_is(int vcpu, uint64_t want)
-{
-	uint64_t rip = vcpu_rip(vcpu);
-	if (rip != want)
-		ksft_print_msg("RIP 0x%llx, want 0x%llx", (unsigned long long)rip,
-			       (unsigned long long)want);
-	return rip == want;
-}
-
 /* Runs to the next exit and checks it against s; answers IN and MMIO reads. */
 static bool run_step(struct vcpu_env *e, const struct exit_step *s)
 {
 	struct kvm_run *run = e->run;
 	switch (s->kind) {
 	case STEP_HLT:
-		return vcpu_run_expect(e, KVM_EXIT_HLT) && rip_is(e->vcpu, s->where) &&
+		return vcpu_run_expect(e, KVM_EXIT_HLT) && vcpu_rip_is(e->vcpu, s->where) &&
 		       regs_match(e->vcpu, s->regs, 3);
 	case STEP_OUT:
 		if (!vcpu_run_expect(e, KVM_EXIT_IO) ||
@@ -489,7 +480,7 @@ static void check_ram(struct vcpu_env *e, const char *mode, uint64_t hlt1, uint6
 		      const struct reg_check *after_fill)
 {
 	const char *mem = guest_mem_name(e->kind);
-	bool stopped = vcpu_run_expect(e, KVM_EXIT_HLT) && rip_is(e->vcpu, hlt1);
+	bool stopped = vcpu_run_expect(e, KVM_EXIT_HLT) && vcpu_rip_is(e->vcpu, hlt1);
 	kvm_test(stopped && regs_match(e->vcpu, after_fill, 2),
 		 "C.4: %s, %s: rep stosd over 64 KiB ran to its end (count 0, index past the end)",
 		 mode, mem);
@@ -509,7 +500,7 @@ static void check_ram(struct vcpu_env *e, const char *mode, uint64_t hlt1, uint6
 	fill_pattern(guest_ptr(e, COPY_SRC), PAGE_SIZE);
 	*(uint32_t *)guest_ptr(e, LAST_DWORD) = LAST_DWORD_VALUE;
 	const struct reg_check ebx = { R_RBX, MASK32, LAST_DWORD_VALUE };
-	bool second = stopped && vcpu_run_expect(e, KVM_EXIT_HLT) && rip_is(e->vcpu, hlt2);
+	bool second = stopped && vcpu_run_expect(e, KVM_EXIT_HLT) && vcpu_rip_is(e->vcpu, hlt2);
 	kvm_test(second, "C.4: %s, %s: rep movsd of a host-written page ran (HLT)", mode, mem);
 	kvm_test(second && is_pattern(guest_ptr(e, COPY_DST), PAGE_SIZE),
 		 "C.4: %s, %s: the guest read the host's page (its copy matches)", mode, mem);
@@ -543,7 +534,7 @@ static void protected_mode(enum guest_mem_kind kind)
 	guest_put_flat_gdt(&e, GDT_GPA);
 	const char *mem = guest_mem_name(kind);
 
-	bool hlt = vcpu_run_expect(&e, KVM_EXIT_HLT) && rip_is(e.vcpu, PM_HLT_SWITCHED);
+	bool hlt = vcpu_run_expect(&e, KVM_EXIT_HLT) && vcpu_rip_is(e.vcpu, PM_HLT_SWITCHED);
 	struct kvm_sregs sr;
 	vcpu_sregs_get(e.vcpu, &sr);
 	bool pm = (sr.cr0 & X86_CR0_PE) && seg_flat(&sr.cs, FLAT_CODE32_SEL) &&
@@ -584,7 +575,7 @@ static void exceptions(enum guest_mem_kind kind)
 	const struct reg_check int3[3] = { { R_RBX, MASK16, 0x101b },
 					   { R_RSI, MASK16, 0 },
 					   { R_RDI, MASK16, 0x0046 } };
-	bool hlt = vcpu_run_expect(&e, KVM_EXIT_HLT) && rip_is(e.vcpu, 0x101c);
+	bool hlt = vcpu_run_expect(&e, KVM_EXIT_HLT) && vcpu_rip_is(e.vcpu, 0x101c);
 	const struct reg_check after[2] = { { R_RSP, MASK16, STACK_TOP },
 					    { R_RFLAGS, MASK32, 0x46 } };
 	kvm_test(hlt && regs_match(e.vcpu, int3, 3) && regs_match(e.vcpu, after, 2),
@@ -594,7 +585,7 @@ static void exceptions(enum guest_mem_kind kind)
 	const struct reg_check de[3] = { { R_RBX, MASK16, 0x1023 },
 					 { R_RAX, MASK16, 7 },
 					 { R_RSP, MASK16, STACK_TOP } };
-	kvm_test(hlt && vcpu_run_expect(&e, KVM_EXIT_HLT) && rip_is(e.vcpu, 0x1026) &&
+	kvm_test(hlt && vcpu_run_expect(&e, KVM_EXIT_HLT) && vcpu_rip_is(e.vcpu, 0x1026) &&
 			 regs_match(e.vcpu, de, 3),
 		 "C.4: real mode, %s: div by 0 -> #DE through the IVT with the div's IP; handler "
 		 "skips it", mem);
@@ -612,7 +603,7 @@ static void exceptions(enum guest_mem_kind kind)
 	const struct reg_check pm_after[3] = { { R_RSP, MASK32, STACK_TOP },
 					       { R_RAX, MASK32, 0x1028 },
 					       { R_RFLAGS, MASK32, 0x46 } };
-	kvm_test(vcpu_run_expect(&e, KVM_EXIT_HLT) && rip_is(e.vcpu, 0x1029) &&
+	kvm_test(vcpu_run_expect(&e, KVM_EXIT_HLT) && vcpu_rip_is(e.vcpu, 0x1029) &&
 			 regs_match(e.vcpu, pm_de, 3) && regs_match(e.vcpu, pm_after, 3),
 		 "C.4: protected mode, %s: div by 0 -> #DE through the IDT (gate 0x08:0x102b) with "
 		 "EIP of the div, CS 0x08, EFLAGS|RF; handler returns past it", mem);
@@ -700,9 +691,6 @@ static const struct kvm_section sections[] = {
 int main(void)
 {
 	ksft_print_header();
-	int kvm = kvm_open();
-	close(kvm);
-	ksft_print_msg("backend: %s", kvm_backend_name());
-	kvm_run_sections(sections, sizeof(sections) / sizeof(sections[0]));
-	return ksft_finished();
+	kvm_require_dev();
+	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
 }

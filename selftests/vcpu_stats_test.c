@@ -559,15 +559,6 @@ static void env_guest(struct vcpu_env *e, enum guest_mem_kind kind)
 	vcpu_set_real_mode(e->vcpu, CODE_GPA, STACK_TOP);
 }
 
-static bool rip_is(int vcpu, uint64_t want)
-{
-	uint64_t rip = vcpu_rip(vcpu);
-	if (rip != want)
-		ksft_print_msg("RIP 0x%llx, want 0x%llx", (unsigned long long)rip,
-			       (unsigned long long)want);
-	return rip == want;
-}
-
 /*
  * True when the kernel (never kvmlike, whose counters follow hardware KVM
  * on EPT) ran the guest steps just sampled in its instruction emulator:
@@ -592,7 +583,7 @@ static bool run_outs_then_hlt(struct vcpu_env *e)
 		if (!vcpu_run_expect(e, KVM_EXIT_IO) ||
 		    !io_exit_is(e->run, KVM_EXIT_IO_OUT, 0x10, 1))
 			return false;
-	return vcpu_run_expect(e, KVM_EXIT_HLT) && rip_is(e->vcpu, EXITS_HLT1);
+	return vcpu_run_expect(e, KVM_EXIT_HLT) && vcpu_rip_is(e->vcpu, EXITS_HLT1);
 }
 
 /*
@@ -607,7 +598,7 @@ static bool run_routine(struct vcpu_env *e, uint16_t ip, uint16_t cx, uint64_t h
 	regs.rcx = cx;
 	regs.rflags = X86_EFLAGS_FIXED;
 	vcpu_regs_set(e->vcpu, &regs);
-	return vcpu_run_expect(e, KVM_EXIT_HLT) && rip_is(e->vcpu, hlt_rip);
+	return vcpu_run_expect(e, KVM_EXIT_HLT) && vcpu_rip_is(e->vcpu, hlt_rip);
 }
 
 /* The guest writes `pages` pages from FILL_GPA (rep stosd), up to its HLT. */
@@ -645,7 +636,7 @@ static void test_exit_counters(void)
 	sample_take(&vs, &smp, false);
 	ran = ran && vcpu_run_expect(&e, KVM_EXIT_MMIO) &&
 	      mmio_exit_is(e.run, MMIO_GPA, 1, true) && vcpu_run_expect(&e, KVM_EXIT_HLT) &&
-	      rip_is(e.vcpu, EXITS_HLT2);
+	      vcpu_rip_is(e.vcpu, EXITS_HLT2);
 	sample_take(&vs, &smp, true);
 	kvm_test(ran, "C.5: the guest wrote 1 byte to a GPA without a memslot (KVM_EXIT_MMIO) "
 		      "and halted");
@@ -985,9 +976,6 @@ static const struct kvm_section sections[] = {
 int main(void)
 {
 	ksft_print_header();
-	int kvm = kvm_open();
-	close(kvm);
-	ksft_print_msg("backend: %s", kvm_backend_name());
-	kvm_run_sections(sections, sizeof(sections) / sizeof(sections[0]));
-	return ksft_finished();
+	kvm_require_dev();
+	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
 }

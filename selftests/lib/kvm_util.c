@@ -22,6 +22,11 @@ int kvm_open(void)
 	return fd;
 }
 
+void kvm_require_dev(void)
+{
+	close(kvm_open());
+}
+
 int kvm_check_cap(long cap)
 {
 	int kvm = kvm_open();
@@ -351,6 +356,13 @@ void kvm_run_sections(const struct kvm_section *sections, size_t n)
 			    "section %s reported %u results, declared %u", s->name,
 			    kvm_results - before, s->nr_results);
 	}
+}
+
+int kvm_sections_main(const struct kvm_section *sections, size_t n)
+{
+	ksft_print_msg("backend: %s", kvm_backend_name());
+	kvm_run_sections(sections, n);
+	return ksft_finished();
 }
 
 void kvm_test_no_leaks(const char *fmt, ...)

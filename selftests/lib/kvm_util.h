@@ -36,6 +36,8 @@
 
 /* open("/dev/kvm", O_RDWR); ENOENT -> whole test SKIPs; other errors assert. */
 int kvm_open(void);
+/* kvm_open() and close again: only that /dev/kvm is there (or SKIP). */
+void kvm_require_dev(void);
 /* KVM_CHECK_EXTENSION on a fresh /dev/kvm fd (as upstream's kvm_check_cap). */
 int kvm_check_cap(long cap);
 /* True when the program runs under kvmlike (KVMLIKE_PROBE answers). */
@@ -171,6 +173,13 @@ struct kvm_section {
 	void (*run)(void);
 };
 void kvm_run_sections(const struct kvm_section *sections, size_t n);
+#define KVM_NR_SECTIONS(sections) (sizeof(sections) / sizeof((sections)[0]))
+
+/*
+ * The usual main() after its checks: the backend as a diagnostic, then
+ * kvm_run_sections(); returns ksft_finished().
+ */
+int kvm_sections_main(const struct kvm_section *sections, size_t n);
 
 /*
  * One result for the leak oracle: under kvmlike, passes iff no object is
@@ -183,6 +192,24 @@ void kvm_test_no_leaks(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * kernel, a SKIP.
  */
 void kvm_test_live_objects(void);
+
+/*
+ * Tables of ioctl numbers an fd must refuse: the number and its name for the
+ * result line. The IOCTL_CASES_* macros are rows several tables begin with.
+ */
+struct ioctl_case {
+	unsigned long nr;
+	const char *name;
+};
+#define IOCTL_CASES_FOREIGN                               \
+	{ _IO(KVMIO, 0xff), "_IO(KVMIO, 0xff)" },         \
+	{ 0x1234, "0x1234" },                             \
+	{ _IO(0xAF, 0x41), "_IO(0xAF, 0x41)" }
+#define IOCTL_CASES_SYSTEM                                                    \
+	{ KVM_GET_API_VERSION, "KVM_GET_API_VERSION (system ioctl)" },         \
+	{ KVM_CREATE_VM, "KVM_CREATE_VM (system ioctl)" },                     \
+	{ KVM_GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE (system ioctl)" }
+#define NR_IOCTL_CASES(table) (sizeof(table) / sizeof((table)[0]))
 
 /* The lowest fd number not in use: unchanged after a call that must not create an fd. */
 int kvm_lowest_free_fd(void);

@@ -143,6 +143,15 @@ uint64_t vcpu_rip(int vcpu_fd)
 	return regs.rip;
 }
 
+bool vcpu_rip_is(int vcpu_fd, uint64_t want)
+{
+	uint64_t rip = vcpu_rip(vcpu_fd);
+	if (rip != want)
+		ksft_print_msg("RIP 0x%llx, want 0x%llx", (unsigned long long)rip,
+			       (unsigned long long)want);
+	return rip == want;
+}
+
 static void set_gprs(int vcpu_fd, uint64_t rip, uint64_t rsp)
 {
 	struct kvm_regs regs;

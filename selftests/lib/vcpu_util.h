@@ -130,6 +130,8 @@ bool vcpu_run_expect(struct vcpu_env *e, uint32_t want);
 
 /* The current RIP (KVM_GET_REGS). */
 uint64_t vcpu_rip(int vcpu_fd);
+/* vcpu_rip() == want; prints the RIP otherwise. */
+bool vcpu_rip_is(int vcpu_fd, uint64_t want);
 
 /*
  * The last exit was KVM_EXIT_IO with these fields (count 1) and a data_offset
