@@ -29,52 +29,50 @@ void Release(LockClass c, const void* lock);
 void AssertHeld(LockClass c, const void* lock);
 }  // namespace lockdep
 
-class TA_CAPABILITY("mutex") Mutex {
+// A lock's identity for the order checker: its class and address. Compiles to
+// nothing when debug checks are off.
+class LockdepMap {
  public:
-  explicit Mutex(LockClass c) : class_(c) {}
-  void lock() TA_ACQUIRE() {
-    if constexpr (config::kDebugChecks) lockdep::Acquire(class_, this);
-    m_.lock();
+  explicit LockdepMap(LockClass c) : class_(c) {}
+  void Acquire(const void* lock) const {
+    if constexpr (config::kDebugChecks) lockdep::Acquire(class_, lock);
   }
-  void unlock() TA_RELEASE() {
-    m_.unlock();
-    if constexpr (config::kDebugChecks) lockdep::Release(class_, this);
+  void Release(const void* lock) const {
+    if constexpr (config::kDebugChecks) lockdep::Release(class_, lock);
   }
-  void AssertHeld() const TA_ASSERT_CAPABILITY(this) {
-    if constexpr (config::kDebugChecks) lockdep::AssertHeld(class_, this);
+  void AssertHeld(const void* lock) const {
+    if constexpr (config::kDebugChecks) lockdep::AssertHeld(class_, lock);
   }
 
  private:
-  std::mutex m_;
   LockClass class_;
 };
 
+class TA_CAPABILITY("mutex") Mutex {
+ public:
+  explicit Mutex(LockClass c) : dep_(c) {}
+  void lock() TA_ACQUIRE() { dep_.Acquire(this); m_.lock(); }
+  void unlock() TA_RELEASE() { m_.unlock(); dep_.Release(this); }
+  void AssertHeld() const TA_ASSERT_CAPABILITY(this) { dep_.AssertHeld(this); }
+
+ private:
+  std::mutex m_;
+  LockdepMap dep_;
+};
+
+// Shared holders are checked like exclusive ones: the order is the same.
 class TA_CAPABILITY("shared_mutex") SharedMutex {
  public:
-  explicit SharedMutex(LockClass c) : class_(c) {}
-  void lock() TA_ACQUIRE() {
-    if constexpr (config::kDebugChecks) lockdep::Acquire(class_, this);
-    m_.lock();
-  }
-  void unlock() TA_RELEASE() {
-    m_.unlock();
-    if constexpr (config::kDebugChecks) lockdep::Release(class_, this);
-  }
-  void lock_shared() TA_ACQUIRE_SHARED() {
-    if constexpr (config::kDebugChecks) lockdep::Acquire(class_, this);
-    m_.lock_shared();
-  }
-  void unlock_shared() TA_RELEASE_SHARED() {
-    m_.unlock_shared();
-    if constexpr (config::kDebugChecks) lockdep::Release(class_, this);
-  }
-  void AssertHeld() const TA_ASSERT_CAPABILITY(this) {
-    if constexpr (config::kDebugChecks) lockdep::AssertHeld(class_, this);
-  }
+  explicit SharedMutex(LockClass c) : dep_(c) {}
+  void lock() TA_ACQUIRE() { dep_.Acquire(this); m_.lock(); }
+  void unlock() TA_RELEASE() { m_.unlock(); dep_.Release(this); }
+  void lock_shared() TA_ACQUIRE_SHARED() { dep_.Acquire(this); m_.lock_shared(); }
+  void unlock_shared() TA_RELEASE_SHARED() { m_.unlock_shared(); dep_.Release(this); }
+  void AssertHeld() const TA_ASSERT_CAPABILITY(this) { dep_.AssertHeld(this); }
 
  private:
   std::shared_mutex m_;
-  LockClass class_;
+  LockdepMap dep_;
 };
 
 template <typename M>

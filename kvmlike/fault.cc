@@ -80,12 +80,20 @@ std::optional<FaultResult> Vm::FaultHuge(Memslot& slot, Gfn gfn, bool is_private
 // of slot, or through a binding whose file was released, is the VMM's problem.
 FaultResult Vm::FaultPrivate(Memslot& slot, Gfn gfn) {
   if (!slot.has_gmem()) return MemoryFaultExit(Error::kFault, kPrivate);
+  return FaultGmem(slot, gfn, kPrivate);
+}
+
+// kvm_gmem_get_pfn: the binding's page, allocated and zeroed on first use. A
+// released file gives EFAULT, a poisoned page EHWPOISON, with the exit flags
+// of the access.
+FaultResult Vm::FaultGmem(Memslot& slot, Gfn gfn, uint64_t exit_flags) {
   gmem::Binding& b = *slot.binding();
   base::RefPtr<gmem::Inode> inode = b.file().inode();
-  if (!inode || b.severed()) return MemoryFaultExit(Error::kFault, kPrivate);
+  if (!inode || b.severed()) return MemoryFaultExit(Error::kFault, exit_flags);
   base::Result<uint8_t*> page = inode->GetPage(slot.PgOffOf(gfn));
   if (!page.ok())
-    return MemoryFaultExit(page.error() == Error::kHwPoison ? Error::kHwPoison : Error::kFault, kPrivate);
+    return MemoryFaultExit(page.error() == Error::kHwPoison ? Error::kHwPoison : Error::kFault,
+                           exit_flags);
   return {FaultOutcome::kFixed, page.value()};
 }
 
@@ -95,15 +103,8 @@ FaultResult Vm::FaultPrivate(Memslot& slot, Gfn gfn) {
 FaultResult Vm::FaultShared(Memslot& slot, Gfn gfn, AccessKind kind) {
   if (kind == AccessKind::kWrite && (slot.flags() & KVM_MEM_READONLY))
     return {FaultOutcome::kMmio};
-  if (slot.has_gmem() && (slot.binding()->file().flags() & GUEST_MEMFD_FLAG_MMAP)) {
-    gmem::Binding& b = *slot.binding();
-    base::RefPtr<gmem::Inode> inode = b.file().inode();
-    if (!inode || b.severed()) return MemoryFaultExit(Error::kFault, 0);
-    base::Result<uint8_t*> page = inode->GetPage(slot.PgOffOf(gfn));
-    if (!page.ok())
-      return MemoryFaultExit(page.error() == Error::kHwPoison ? Error::kHwPoison : Error::kFault, 0);
-    return {FaultOutcome::kFixed, page.value()};
-  }
+  if (slot.has_gmem() && (slot.binding()->file().flags() & GUEST_MEMFD_FLAG_MMAP))
+    return FaultGmem(slot, gfn, 0);
   uint64_t hva = slot.userspace_addr().value() + base::PagesToBytes(gfn - slot.base_gfn());
   uint8_t probe;
   // Touches the page once through a fault-safe copy: it must be mapped (and

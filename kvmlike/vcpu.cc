@@ -76,8 +76,8 @@ class VcpuMemory final : public x86::GuestMemory {
       case FaultOutcome::kMmio:
         // KVM cannot fetch instructions from emulated MMIO (nor from nothing).
         if (kind == x86::AccessKind::kFetch) {
+          // Not an error return: KVM_RUN gives 0 with the internal-error exit.
           v_.ReportInternal(KVM_INTERNAL_ERROR_EMULATION, nullptr);
-          exit_error_ = Error::kInvalid;  // not an error return: exit 17 with 0
           return {x86::MemOutcome::kExit, nullptr};
         }
         return {x86::MemOutcome::kMmio, nullptr};
@@ -115,11 +115,12 @@ Vcpu::Vcpu(Vm& vm, uint32_t id, kvm_run* run, std::unique_ptr<StatsBlock> stats)
   // The local APIC is enabled at reset; vCPU 0 is the bootstrap processor.
   constexpr uint64_t kApicBase = 0xfee00000, kApicEnable = 1u << 11, kApicBsp = 1u << 8;
   cpu_.apic_base = kApicBase | kApicEnable | (id == 0 ? kApicBsp : 0);
+  vm.AddUser();  // dropped when the vCPU is released (DropUser)
 }
 
 Vcpu::~Vcpu() { munmap(run_, kVcpuMmapSize); }
 
-Result<int> Vcpu::Create(Vm& vm, uint32_t id) {
+Result<Vcpu::Created> Vcpu::Create(Vm& vm, uint32_t id) {
   base::UniqueFd fd(memfd_create("kvm-vcpu", MFD_CLOEXEC));
   if (!fd.valid()) return base::FromErrno(errno);
   if (ftruncate(fd.get(), kVcpuMmapSize) != 0) return Error::kNoMemory;
@@ -128,8 +129,7 @@ Result<int> Vcpu::Create(Vm& vm, uint32_t id) {
   void* run = mmap(nullptr, kVcpuMmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (run == MAP_FAILED) return Error::kNoMemory;
   auto vcpu = base::RefPtr<Vcpu>::Adopt(new Vcpu(vm, id, static_cast<kvm_run*>(run), std::move(stats)));
-  vm.AddUser();  // a vCPU keeps its VM alive
-  return vm.system().fds().Install(std::move(fd), std::move(vcpu));
+  return Created{std::move(vcpu), std::move(fd)};
 }
 
 void Vcpu::AddUser() { users_.fetch_add(1, std::memory_order_relaxed); }

@@ -34,8 +34,10 @@ class VcpuMemory;
 
 class Vcpu final : public FdObject {
  public:
-  // A new vCPU of vm and its fd (O_CLOEXEC), installed in the fd table.
-  static base::Result<int> Create(Vm& vm, uint32_t id);
+  // A new vCPU of vm and the fd that will name it (O_CLOEXEC); the caller
+  // registers the vCPU with the VM, then installs the fd.
+  struct Created;
+  static base::Result<Created> Create(Vm& vm, uint32_t id);
   ~Vcpu() override;
 
   Kind kind() const override { return Kind::kVcpu; }
@@ -85,6 +87,11 @@ class Vcpu final : public FdObject {
 
   std::atomic<bool> in_guest_{false};
   std::atomic<uint64_t> tlb_gen_acked_{0};
+};
+
+struct Vcpu::Created {
+  base::RefPtr<Vcpu> vcpu;
+  base::UniqueFd fd;
 };
 
 }  // namespace kvmlike

@@ -141,6 +141,7 @@ class Vm final : public FdObject {
   base::Result<long> DebugWalk(unsigned long arg);
   base::Result<long> DebugPoison(unsigned long arg);
   FaultResult FaultPrivate(Memslot& slot, base::Gfn gfn);
+  FaultResult FaultGmem(Memslot& slot, base::Gfn gfn, uint64_t exit_flags);
   FaultResult FaultShared(Memslot& slot, base::Gfn gfn, x86::AccessKind kind);
   FaultResult Install(base::Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm perm,
                       uint64_t seq) TA_EXCLUDES(mmu_lock_);

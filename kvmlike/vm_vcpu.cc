@@ -26,11 +26,12 @@ Result<long> Vm::CreateVcpu(unsigned long id) {
     if (vcpus_.count(static_cast<uint32_t>(id))) return Error::kExists;
     if (vcpus_.size() >= kMaxVcpus) return Error::kInvalid;
   }
-  TRY_ASSIGN(int fd, Vcpu::Create(*this, static_cast<uint32_t>(id)));
-  base::RefPtr<FdObject> obj = sys_.fds().Lookup(fd);
-  base::MutexGuard t(vcpus_lock_);
-  vcpus_[static_cast<uint32_t>(id)] = static_cast<Vcpu*>(obj.get());
-  return fd;
+  TRY_ASSIGN(Vcpu::Created created, Vcpu::Create(*this, static_cast<uint32_t>(id)));
+  {
+    base::MutexGuard t(vcpus_lock_);
+    vcpus_[static_cast<uint32_t>(id)] = created.vcpu.get();  // cleared by its release
+  }
+  return sys_.fds().Install(std::move(created.fd), std::move(created.vcpu));
 }
 
 void Vm::UnregisterVcpu(Vcpu& vcpu) {

@@ -49,6 +49,7 @@
 set -u
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+export BENCH_SCRIPTS="$repo/scripts"  # the report helpers (bench_results.py)
 
 usage() {
 	sed -n '/^# Usage:/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -88,6 +89,8 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.environ["BENCH_SCRIPTS"])
+
 outdir, rounds = sys.argv[1], int(sys.argv[2])
 BACKENDS = ("kernel", "kvmlike")
 RATE_UNITS = {"GiB/s", "GB/s", "pairs/s"}
@@ -104,27 +107,7 @@ TARGETS = {
 }
 
 
-def parse(path, backend):
-    """RESULT lines of one run: metric -> (unit, median, min, max, n), and its
-    NOTEs. A run that failed or did not report the expected backend counts as
-    empty."""
-    res, notes = {}, []
-    if os.path.exists(path.replace(".out", ".failed")):
-        return res, notes
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.rstrip("\n").split("|")
-                if parts[0] == "RESULT" and len(parts) == 7:
-                    res[parts[1]] = (parts[2], float(parts[3]), float(parts[4]),
-                                     float(parts[5]), int(parts[6]))
-                elif parts[0] == "NOTE":
-                    notes.append("|".join(parts[1:]))
-    except OSError:
-        pass
-    if f"backend|{backend}" not in notes:
-        return {}, []
-    return res, notes
+from bench_results import parse
 
 
 runs = {b: [parse(f"{outdir}/{b}.{r}.out", b) for r in range(1, rounds + 1)]
@@ -230,6 +213,8 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.environ["BENCH_SCRIPTS"])
+
 outdir, rounds = sys.argv[1], int(sys.argv[2])
 BACKENDS = ("kernel", "kvmlike")
 
@@ -245,26 +230,7 @@ for kind in ("guest_run", "guest_total"):
         "kvmlike", f"{kind}[private,fresh]", 10.0, ">= 10x kvmlike private,fresh")
 
 
-def parse(path, backend):
-    """RESULT lines of one run (metric -> (unit, median, min, max, n)) and its
-    NOTEs; a failed run, or one that did not name the backend, counts as empty."""
-    res, notes = {}, []
-    if os.path.exists(path.replace(".out", ".failed")):
-        return res, notes
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.rstrip("\n").split("|")
-                if parts[0] == "RESULT" and len(parts) == 7:
-                    res[parts[1]] = (parts[2], float(parts[3]), float(parts[4]),
-                                     float(parts[5]), int(parts[6]))
-                elif parts[0] == "NOTE":
-                    notes.append("|".join(parts[1:]))
-    except OSError:
-        pass
-    if f"backend|{backend}" not in notes:
-        return {}, []
-    return res, notes
+from bench_results import parse
 
 
 runs = {b: [parse(f"{outdir}/guest.{b}.{r}.out", b) for r in range(1, rounds + 1)]

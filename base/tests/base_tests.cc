@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/config.h"
+#include "base/mutex.h"
 #include "base/refptr.h"
 #include "base/result.h"
 #include "base/srcu.h"
@@ -146,4 +148,29 @@ TEST_CASE("srcu: Synchronize waits for readers that started before it") {
   reader.join();
   writer.join();
   CHECK(synced.load());
+}
+
+TEST_CASE("lockdep aborts on an inversion of the lock order (debug builds)") {
+  if constexpr (!config::kDebugChecks) {
+    MESSAGE("CONFIG_DEBUG_CHECKS is off in this build: nothing to check");
+    return;
+  }
+  Mutex slots(LockClass::kSlots), vm(LockClass::kVm);
+  {
+    MutexGuard a(vm);
+    MutexGuard b(slots);  // the written order: fine
+  }
+  fflush(stdout);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    signal(SIGABRT, SIG_DFL);
+    slots.lock();
+    vm.lock();  // inverted
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGABRT);
 }
