@@ -3,15 +3,27 @@
 // (never reachable through an fd, absent from forked children), numbered in
 // frames (Pfn), handed out and taken back in runs. Frames become resident in
 // 2 MiB steps the first time they are needed and stay with the pool, so
-// repopulating after a punch costs no host faults; frames fresh from the host
-// are handed out marked zeroed, so their first user need not clear them.
+// repopulating after a punch costs no host faults.
+//
+// Scrubbing: a frame handed back still holds what its last guest wrote. With
+// background scrubbing on (the default), a pool thread ("kvmlike-scrub")
+// clears freed frames soon after they come back, in 2 MiB pieces, so guest
+// data does not linger in free memory and later allocations get frames that
+// need no clearing in the fault path. Frames fresh from the host are clear
+// too. Allocation prefers clear frames; a frame handed out uncleared (freed
+// moments ago, or scrubbing off) is marked so, and its first user clears it.
 //
 // Pinned by: the gmem::Subsystem that owns it (one per process).
-// Thread safety: all methods may be called concurrently (internal leaf lock).
+// Thread safety: all methods may be called concurrently (internal leaf lock;
+// the scrubber drops it while it clears).
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "base/mutex.h"
@@ -25,26 +37,38 @@ using base::Pfn;
 struct FrameRun {
   Pfn first;
   uint64_t count;
-  bool zeroed = false;  // known to read zero (fresh from the host, never handed out)
+  bool zeroed = false;  // known to read zero (fresh from the host, or scrubbed)
 };
+
+enum class Scrub : uint8_t { kBackground, kOff };
 
 class FramePool {
  public:
-  // Reserves reserve_bytes of address space (nothing resident yet).
-  static base::Result<std::unique_ptr<FramePool>> Create(uint64_t reserve_bytes);
-  ~FramePool();
+  // Reserves reserve_bytes of address space (nothing resident yet). The
+  // scrubber thread starts with the first frames freed.
+  static base::Result<std::unique_ptr<FramePool>> Create(uint64_t reserve_bytes,
+                                                         Scrub scrub = Scrub::kBackground);
+  ~FramePool();  // stops the scrubber
   FramePool(const FramePool&) = delete;
   FramePool& operator=(const FramePool&) = delete;
 
-  // Hands out exactly n frames as runs appended to out (contents undefined), or
-  // kNoMemory leaving out unchanged.
+  // Hands out exactly n frames as runs appended to out (contents undefined
+  // unless the run says zeroed), or kNoMemory leaving out unchanged.
   base::Status Allocate(uint64_t n, std::vector<FrameRun>& out) TA_EXCLUDES(lock_);
   // Hands out 512 frames that are contiguous and start on a 512-frame (2 MiB)
   // boundary, for a 2 MiB guest mapping; kNoMemory when none can be had.
   base::Result<FrameRun> AllocateHuge() TA_EXCLUDES(lock_);
-  // Takes back frames handed out before. Contents are not cleared here: the
-  // next owner zeroes a frame before first use.
+  // Takes back frames handed out before; the scrubber clears them later.
   void Free(const FrameRun* runs, size_t nr_runs) TA_EXCLUDES(lock_);
+
+  // In a process forked from the pool's owner the reservation is absent
+  // (MADV_DONTFORK) and no scrubber runs: from now on allocations fail with
+  // kNoMemory and nothing touches the lock (the fork may have copied it held).
+  void OnForkChild() { forked_.store(true, std::memory_order_relaxed); }
+
+  // Waits until every free frame is clear (tests; nothing to wait for when
+  // scrubbing is off).
+  void WaitScrubbed() TA_EXCLUDES(lock_);
 
   // Host address of a frame; valid while the frame is allocated.
   void* Address(Pfn pfn) const { return base_ + (pfn.value() << base::kPageShift); }
@@ -55,26 +79,65 @@ class FramePool {
     return a >= b && a - b < (nr_frames_ << base::kPageShift);
   }
 
-  uint64_t frames_total() const TA_EXCLUDES(lock_);  // resident frames
-  uint64_t frames_free() const TA_EXCLUDES(lock_);
+  struct Counters {
+    uint64_t total;           // resident frames
+    uint64_t free;            // of those, owned by no inode (clear or not)
+    uint64_t unscrubbed;      // of the free ones, not yet clear
+    uint64_t scrubbed;        // frames the scrubber has cleared, ever
+    uint64_t handed_unclear;  // frames handed out not clear, ever (cleared in use)
+  };
+  Counters counters() const TA_EXCLUDES(lock_);
+  uint64_t frames_total() const { return counters().total; }
+  uint64_t frames_free() const { return counters().free; }
 
  private:
-  FramePool(char* base, uint64_t nr_frames) : base_(base), nr_frames_(nr_frames) {}
+  FramePool(char* base, uint64_t nr_frames, Scrub scrub)
+      : base_(base), nr_frames_(nr_frames), scrub_(scrub) {}
+  // Free frames of one kind (clear or not) as address-ordered runs that
+  // coalesce on insertion, so freed frames form whole 2 MiB blocks again
+  // whatever order they come back in.
+  class Runs {
+   public:
+    uint64_t frames() const { return frames_; }
+    bool empty() const { return by_end_.empty(); }
+    void Insert(uint64_t first, uint64_t end);
+    // Appends up to n frames from the lowest runs to out (ascending, so pages
+    // allocated in file order get ascending frames); returns how many.
+    uint64_t TakeLow(uint64_t n, bool zeroed, std::vector<FrameRun>& out);
+    // An aligned 512-frame block from the lowest run holding one.
+    bool TakeAligned(uint64_t* first);
+    // The top of the highest run, cut at a 512-frame boundary (≤ 512 frames).
+    FrameRun TakeTopPiece();
+
+   private:
+    std::map<uint64_t, uint64_t> by_end_;  // run end (exclusive) → first frame
+    uint64_t frames_ = 0;
+  };
+
   base::Status MakeResident(Pfn first, uint64_t count) TA_REQUIRES(lock_);
-  // Makes at least n more frames resident (in 2 MiB steps); they join free_
-  // as zeroed runs.
+  // Makes at least n more frames resident (in 2 MiB steps); they join clean_.
   base::Status Grow(uint64_t n) TA_REQUIRES(lock_);
-  void PushFree(FrameRun r) TA_REQUIRES(lock_);
-  bool TakeAlignedFromFree(FrameRun* out) TA_REQUIRES(lock_);
+  uint64_t nr_free() const TA_REQUIRES(lock_) { return clean_.frames() + dirty_.frames() + scrubbing_; }
+
+  void StartScrubberLocked() TA_REQUIRES(lock_);
+  void ScrubLoop() TA_EXCLUDES(lock_);
 
   char* const base_;
   const uint64_t nr_frames_;
+  const Scrub scrub_;
+  std::atomic<bool> forked_{false};
   mutable base::Mutex lock_{base::LockClass::kLeaf};
-  // Frames [0, fresh_) have been resident; free ones are in free_ (LIFO runs,
-  // each zeroed or not).
+  std::condition_variable_any cv_;  // dirty_ grew, a scrub finished, or stopping
+  // Frames [0, fresh_) have been resident; free ones are in clean_ (clear) or
+  // dirty_ (not yet), or being scrubbed (scrubbing_ frames).
   uint64_t fresh_ TA_GUARDED_BY(lock_) = 0;
-  uint64_t nr_free_ TA_GUARDED_BY(lock_) = 0;
-  std::vector<FrameRun> free_ TA_GUARDED_BY(lock_);
+  Runs clean_ TA_GUARDED_BY(lock_);
+  Runs dirty_ TA_GUARDED_BY(lock_);
+  uint64_t scrubbing_ TA_GUARDED_BY(lock_) = 0;
+  uint64_t scrubbed_ TA_GUARDED_BY(lock_) = 0;
+  uint64_t handed_unclear_ TA_GUARDED_BY(lock_) = 0;
+  bool stopping_ TA_GUARDED_BY(lock_) = false;
+  std::unique_ptr<std::thread> scrubber_ TA_GUARDED_BY(lock_);
 };
 
 }  // namespace gmem

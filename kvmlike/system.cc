@@ -26,7 +26,10 @@ System::System(FdDirectory& fds)
 
 System::~System() = default;
 
-void System::OnForkChild() { pid_.store(getpid(), std::memory_order_relaxed); }
+void System::OnForkChild() {
+  pid_.store(getpid(), std::memory_order_relaxed);
+  if (gmem::FramePool* pool = gmem_.pool_if_created()) pool->OnForkChild();
+}
 
 namespace {
 
@@ -125,8 +128,12 @@ Result<long> System::DebugObjects(unsigned long arg) {
 Result<long> System::PoolInfo(unsigned long arg) {
   kvmlike_pool_info info{};
   if (gmem::FramePool* pool = gmem_.pool_if_created()) {
-    info.frames_total = pool->frames_total();
-    info.frames_free = pool->frames_free();
+    gmem::FramePool::Counters c = pool->counters();
+    info.frames_total = c.total;
+    info.frames_free = c.free;
+    info.frames_unscrubbed = c.unscrubbed;
+    info.frames_scrubbed = c.scrubbed;
+    info.frames_handed_unclear = c.handed_unclear;
   }
   info.frame_size = base::kPageSize;
   TRY(base::WriteUser(arg, info));

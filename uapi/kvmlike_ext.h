@@ -50,7 +50,11 @@ struct kvmlike_pool_info {
 	__u64 frames_total; /* frames obtained from the host (resident) */
 	__u64 frames_free;  /* of those, not owned by any inode */
 	__u64 frame_size;   /* bytes */
-	__u64 reserved[5];
+	__u64 frames_unscrubbed;     /* of the free ones, still holding old contents */
+	__u64 frames_scrubbed;       /* cleared by the pool's scrubber thread, ever */
+	__u64 frames_handed_unclear; /* handed out before being scrubbed, ever
+	                                (their first user clears them) */
+	__u64 reserved[2];
 };
 
 /*

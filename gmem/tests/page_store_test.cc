@@ -8,7 +8,7 @@ using namespace gmem;
 using base::PgOff;
 
 TEST_CASE("PageStore populate, lookup and punch") {
-  auto pool = FramePool::Create(64ull << 20);
+  auto pool = FramePool::Create(64ull << 20, Scrub::kOff);
   REQUIRE(pool.ok());
   FramePool& fp = *pool.value();
   PageStore s(2000);
@@ -35,12 +35,20 @@ TEST_CASE("PageStore populate, lookup and punch") {
     CHECK(s.nr_present() == 900);
     CHECK_FALSE(s.Lookup(PgOff(999)).present);
     uint64_t free_before = fp.frames_free();
-    std::memset(fp.Address(pg.pfn), 0x5a, base::kPageSize);
-    REQUIRE(s.Populate({PgOff(999), PgOff(1000)}, fp).ok());
-    CHECK(fp.frames_free() == free_before - 1);
-    auto again = s.Lookup(PgOff(999));
-    CHECK(again.present);
-    CHECK_FALSE(again.uptodate);
+    uint64_t unclear_before = fp.counters().handed_unclear;
+    // Clear frames go first (the 24 left of the growth step), then the 100
+    // punched ones (pages 900..999; 1000..1099 were never populated).
+    REQUIRE(s.Populate({PgOff(900), PgOff(1000)}, fp).ok());
+    CHECK(fp.frames_free() == free_before - 100);
+    uint64_t unclear = fp.counters().handed_unclear - unclear_before;
+    CHECK(unclear == 100 - (1024 - 1000));
+    uint64_t not_uptodate = 0;
+    for (uint64_t i = 900; i < 1000; i++) {
+      auto p = s.Lookup(PgOff(i));
+      CHECK(p.present);
+      not_uptodate += !p.uptodate;
+    }
+    CHECK(not_uptodate == unclear);
   }
   SUBCASE("a partly populated block cannot be mapped whole") {
     CHECK(s.PopulateHuge(PgOff(512), fp).error() == base::Error::kAgain);
