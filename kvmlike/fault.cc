@@ -130,18 +130,19 @@ FaultResult Vm::Install(Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm pe
   return {FaultOutcome::kFixed, host};
 }
 
-uint8_t* Vm::TlbFill(Gfn gfn, AccessKind kind, mmu::Perm* perm) {
+std::optional<Vm::TlbEntry> Vm::TlbFill(Gfn gfn, AccessKind kind) {
   base::MutexGuard g(mmu_lock_);
   std::optional<mmu::Leaf> leaf = tdp_->Walk(gfn);
   bool write = kind == AccessKind::kWrite;
   if (!leaf || (write && !leaf->perm.write) || (kind == AccessKind::kFetch && !leaf->perm.exec))
-    return nullptr;
+    return std::nullopt;
   tdp_->MarkAccessed(gfn, write);
-  *perm = leaf->perm;
+  TlbEntry e{reinterpret_cast<uint8_t*>(leaf->host.value()),
+             leaf->level == 2 ? mmu::PageSize::k2M : mmu::PageSize::k4K, leaf->perm};
   // The TLB entry allows writes only once the leaf is dirty, so the first
   // write after a read walks again and sets the dirty bit.
-  perm->write = leaf->perm.write && (write || leaf->dirty);
-  return reinterpret_cast<uint8_t*>(leaf->PageOf(gfn).value());
+  e.perm.write = leaf->perm.write && (write || leaf->dirty);
+  return e;
 }
 
 std::optional<mmu::Leaf> Vm::WalkTdp(Gfn gfn) {

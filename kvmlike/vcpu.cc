@@ -89,11 +89,13 @@ class VcpuMemory final : public x86::GuestMemory {
     return {x86::MemOutcome::kRetry, nullptr};
   }
 
+  // The host address of gfn's page once the TLB caches its leaf, or null.
   uint8_t* Fill(base::Gfn gfn, x86::AccessKind kind) {
-    mmu::Perm perm;
-    uint8_t* host = vm_.TlbFill(gfn, kind, &perm);
-    if (host) v_.tlb_.Insert(Tag(), gfn, host, perm);
-    return host;
+    std::optional<Vm::TlbEntry> e = vm_.TlbFill(gfn, kind);
+    if (!e) return nullptr;
+    v_.tlb_.Insert(Tag(), gfn, e->host, e->perm, e->size);
+    if (e->size == mmu::PageSize::k4K) return e->host;
+    return e->host + base::PagesToBytes(gfn.value() & (mmu::kPagesPer2M - 1));
   }
 
   void FillMemoryFault(base::Gpa gpa, uint64_t flags) {

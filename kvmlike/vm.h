@@ -108,9 +108,15 @@ class Vm final : public FdObject {
   // second-level table. Runs inside the memslot SRCU section.
   FaultResult HandleFault(base::Gpa gpa, x86::AccessKind kind) TA_EXCLUDES(mmu_lock_);
   // A vCPU TLB miss: walks the second-level table as the hardware walker
-  // does, setting accessed (and dirty for writes). The host page when gfn is
-  // mapped with the access allowed, else null (then the access faults).
-  uint8_t* TlbFill(base::Gfn gfn, x86::AccessKind kind, mmu::Perm* perm) TA_EXCLUDES(mmu_lock_);
+  // does, setting accessed (and dirty for writes). The leaf when gfn is
+  // mapped with the access allowed (perm as a TLB entry may cache it), else
+  // nullopt (then the access faults).
+  struct TlbEntry {
+    uint8_t* host;       // the leaf's first byte: gfn's page, or its 2 MiB block
+    mmu::PageSize size;
+    mmu::Perm perm;
+  };
+  std::optional<TlbEntry> TlbFill(base::Gfn gfn, x86::AccessKind kind) TA_EXCLUDES(mmu_lock_);
   // Walks the second-level table (debug query): the leaf for gfn, if any.
   std::optional<mmu::Leaf> WalkTdp(base::Gfn gfn) TA_EXCLUDES(mmu_lock_);
 

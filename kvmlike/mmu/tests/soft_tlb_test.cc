@@ -70,3 +70,47 @@ TEST_CASE("SoftTlb flushes one tag or everything") {
 
 }  // namespace
 }  // namespace kvmlike::mmu
+
+namespace kvmlike::mmu {
+namespace {
+
+// A 2 MiB-aligned stand-in for a block's host memory (never dereferenced).
+uint8_t* const kBlock = reinterpret_cast<uint8_t*>(uintptr_t{0x7f0000000000});
+uint8_t* const kOtherBlock = reinterpret_cast<uint8_t*>(uintptr_t{0x7f0000200000});
+
+TEST_CASE("SoftTlb: one 2 MiB entry translates all 512 pages of its block, no others") {
+  auto tlb = NewTlb();
+  const Gfn base(3 * kPagesPer2M);
+  tlb->Insert(1, base + 17, kBlock, kRwx, PageSize::k2M);  // any gfn inside the block
+  for (uint64_t i = 0; i < kPagesPer2M; i++)
+    REQUIRE(tlb->Lookup(1, base + i, true, true) == kBlock + base::PagesToBytes(i));
+  CHECK(tlb->Lookup(1, base - 1, false, false) == nullptr);
+  CHECK(tlb->Lookup(1, base + kPagesPer2M, false, false) == nullptr);
+  CHECK(tlb->Lookup(2, base, false, false) == nullptr);  // another VPID/ASID
+  // A block 256 blocks away shares the slot and evicts it.
+  const Gfn alias(base.value() + 256 * kPagesPer2M);
+  tlb->Insert(1, alias, kOtherBlock, kRo, PageSize::k2M);
+  CHECK(tlb->Lookup(1, base, false, false) == nullptr);
+  CHECK(tlb->Lookup(1, alias + 5, false, false) == kOtherBlock + base::PagesToBytes(5));
+  CHECK(tlb->Lookup(1, alias + 5, true, false) == nullptr);  // read-only leaf
+}
+
+TEST_CASE("SoftTlb: a 4 KiB entry wins over the 2 MiB one; flushes clear both") {
+  auto tlb = NewTlb();
+  const Gfn base(kPagesPer2M);
+  tlb->Insert(1, base, kBlock, kRo, PageSize::k2M);
+  tlb->Insert(1, base + 3, page_a, kRwx);
+  CHECK(tlb->Lookup(1, base + 3, true, false) == page_a);
+  CHECK(tlb->Lookup(1, base + 4, false, false) == kBlock + base::PagesToBytes(4));
+  tlb->FlushTag(2);
+  CHECK(tlb->Lookup(1, base + 4, false, false) != nullptr);
+  tlb->FlushTag(1);
+  CHECK(tlb->Lookup(1, base + 3, false, false) == nullptr);
+  CHECK(tlb->Lookup(1, base + 4, false, false) == nullptr);
+  tlb->Insert(1, base, kBlock, kRo, PageSize::k2M);
+  tlb->Flush();
+  CHECK(tlb->Lookup(1, base + 4, false, false) == nullptr);
+}
+
+}  // namespace
+}  // namespace kvmlike::mmu
