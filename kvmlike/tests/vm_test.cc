@@ -205,3 +205,40 @@ TEST_CASE("2 MiB leaves: a qualifying block maps whole, a punch or conversion sp
     CHECK(level(2 * kMiB) == 2);  // the other block is uniform
   }
 }
+
+TEST_CASE("second-level tables: EPT for the offered VM types, NPT when Kconfig forces it") {
+  const bool npt = base::config::kTdpFormatOverride == 2;
+  for (unsigned long type : {KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM}) {
+    CAPTURE(type);
+    Env e;
+    int vm = e.CreateVm(type);
+    if (vm < 0) continue;  // SW_PROTECTED configured out
+    int gmem = e.CreateGmem(vm, 2 * kMiB, type == KVM_X86_DEFAULT_VM ? GUEST_MEMFD_FLAG_MMAP : 0);
+    REQUIRE(gmem >= 0);
+    REQUIRE(e.SetRegion(vm, 0, 2 * kMiB, 2 * kMiB, gmem, 0) == 0);
+    if (type == KVM_X86_SW_PROTECTED_VM) {
+      kvm_memory_attributes attrs{2 * kMiB, 2 * kMiB, KVM_MEMORY_ATTRIBUTE_PRIVATE, 0};
+      REQUIRE(e.Ioctl(vm, KVM_SET_MEMORY_ATTRIBUTES, Arg(&attrs)) == 0);
+    }
+    int vcpu = static_cast<int>(e.Ioctl(vm, KVM_CREATE_VCPU, 0));
+    REQUIRE(vcpu >= 0);
+    kvm_pre_fault_memory p{};
+    p.gpa = 2 * kMiB;
+    p.size = base::kPageSize;
+    REQUIRE(e.Ioctl(vcpu, KVM_PRE_FAULT_MEMORY, Arg(&p)) == 0);
+    kvmlike_walk_gpa q{};
+    q.gpa = 2 * kMiB;
+    REQUIRE(e.Ioctl(vm, KVMLIKE_WALK_GPA, Arg(&q)) == 0);
+    CHECK(q.format == (npt ? KVMLIKE_TDP_NPT : KVMLIKE_TDP_EPT));
+    CHECK(q.perm == (KVMLIKE_PERM_READ | KVMLIKE_PERM_WRITE | KVMLIKE_PERM_EXEC));
+    if (npt) {
+      // P, R/W and U/S set; NX (bit 63) clear for an executable page.
+      CHECK((q.raw & 0x7) == 0x7);
+      CHECK((q.raw >> 63) == 0);
+    } else {
+      // R, W, X in bits 0-2, memory type write-back (6) in bits 3-5.
+      CHECK((q.raw & 0x7) == 0x7);
+      CHECK(((q.raw >> 3) & 0x7) == 6);
+    }
+  }
+}
