@@ -50,7 +50,13 @@
  *
  * Host references, measured in the same process: first-touch write faults of
  * a memfd MAP_SHARED mapping, one byte per 4 KiB page, on a new file (fresh)
- * and through a new mapping of the now populated file (resident).
+ * and through a new mapping of the now populated file (resident); and the
+ * same byte-per-page loop over resident memory without faults, plain and with
+ * N stores to a cache-hot buffer after each page's store (host_stores[+N]).
+ * That is the ceiling for code that executes the guest's loop with N host
+ * stores of its own per iteration: the store to a page not in the cache waits
+ * for its line, and stores leave the store buffer in order, so every store
+ * behind it waits too.
  *
  * Checks (a failure makes the exit status 3; the figures are still printed):
  *   - every page holds the guest's byte: through the host mapping for shared
@@ -882,6 +888,44 @@ static double touch_pages(uint8_t *p, uint8_t value)
 	return now_s() - t0;
 }
 
+/*
+ * One byte into every 4 KiB page of p (resident, not cached: the previous
+ * pass went through all of it), each followed by extra stores to a small
+ * cache-hot buffer; returns seconds.
+ */
+volatile uint64_t host_stores_hot[64]; /* extern: the stores must happen */
+
+static double touch_with_stores(uint8_t *p, uint8_t value, int extra)
+{
+	volatile uint64_t *hot = host_stores_hot;
+	double t0 = now_s();
+	for (uint64_t off = 0; off < opt.size; off += PAGE_4K) {
+		((volatile uint8_t *)p)[off] = value;
+		for (int i = 0; i < extra; i++)
+			hot[i & 63] = off + (uint64_t)i;
+	}
+	return now_s() - t0;
+}
+
+static void bench_host_stores(void)
+{
+	static const int extras[] = { 0, 16, 32, 64, 128 };
+	const double npages = (double)pages();
+	uint8_t *p = mmap(NULL, opt.size, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		fail("mmap host_stores");
+	for (size_t e = 0; e < sizeof(extras) / sizeof(extras[0]); e++) {
+		struct series s = { 0 };
+		for (int r = 0; r < opt.host_reps; r++)
+			push(&s, npages / touch_with_stores(p, (uint8_t)r, extras[e]));
+		char name[64];
+		snprintf(name, sizeof(name), "host_stores[+%d]", extras[e]);
+		report(name, "pages/s", &s);
+	}
+	munmap(p, opt.size);
+}
+
 static void bench_host_refs(void)
 {
 	struct series fresh = { 0 }, resident = { 0 };
@@ -904,6 +948,7 @@ static void bench_host_refs(void)
 	}
 	report("host_touch[memfd,fresh]", "pages/s", &fresh);
 	report("host_touch[memfd,resident]", "pages/s", &resident);
+	bench_host_stores();
 }
 
 /* ------------------------------------------------------------ main */

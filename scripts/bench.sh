@@ -29,7 +29,11 @@
 # gmem: MMAP|INIT_SHARED rows carry no target; memset is the physical limit.
 # guest: the payloads differ by necessity (the kernel here runs only 64-bit
 # ring-3 code natively, kvmlike only real and protected mode); the kernel has
-# no private memory and no pre-fault here, which its NOTEs say.
+# no private memory and no pre-fault here, which its NOTEs say. kvmlike runs
+# start once the pool's scrubber has cleared the frames the previous run
+# freed (pool_scrub_wait, kvmlike only). host_stores[+N] is a host loop
+# storing one byte per resident 4 KiB page with N cache-hot stores after each:
+# the ceiling for any engine that spends N host stores per guest iteration.
 #
 # Usage: scripts/bench.sh [-n ROUNDS] [-o OUTDIR] [--guest-only | --gmem-only]
 #                         [-g GUEST_ARGS] [BUILD_DIR] [-- GMEM_BENCH_ARGS...]
@@ -317,7 +321,7 @@ for b in BACKENDS:
         if topic == "levels" and not n.startswith(("levels|private,fresh:",
                                                     "levels|private,2m-leaves:")):
             continue
-        if topic in ("config", "payload", "skip", "prefault", "2m", "pool", "objects",
+        if topic in ("config", "payload", "skip", "prefault", "2m", "pool", "objects", "scrub",
                      "levels") or (b == "kvmlike" and topic == "rss"):
             print(f"{b}: " + n.replace("|", ": ", 1))
 # every failed check, also of runs left out of the table
