@@ -7,42 +7,25 @@ namespace kvmlike::x86 {
 
 namespace {
 
-bool EvenParity(uint32_t v) { return (__builtin_popcount(v & 0xff) & 1) == 0; }
-
-uint64_t Bit(bool on, uint64_t flag) { return on ? flag : 0; }
+using alu_detail::Bit;
 
 // SF, ZF, PF of result r (size bytes), merged into flags with the given CF,
 // AF and OF.
 void SetFlags(uint64_t& flags, uint32_t r, uint8_t size, bool cf, bool af, bool of) {
-  r &= SizeMask(size);
-  flags = (flags & ~kStatusFlags) | Bit(cf, kFlagCf) | Bit(EvenParity(r), kFlagPf) |
-          Bit(af, kFlagAf) | Bit(r == 0, kFlagZf) | Bit((r & SignBit(size)) != 0, kFlagSf) |
-          Bit(of, kFlagOf);
+  flags = alu_detail::WithStatus(flags, {r & SizeMask(size), cf, af, of}, size);
 }
 
 uint32_t Add(uint32_t a, uint32_t b, uint32_t carry, uint8_t size, uint64_t& flags) {
-  uint64_t wide = uint64_t{a} + b + carry;
-  uint32_t r = static_cast<uint32_t>(wide) & SizeMask(size);
-  bool cf = (wide >> (size * 8)) & 1;
-  bool of = ((a ^ r) & (b ^ r) & SignBit(size)) != 0;
-  SetFlags(flags, r, size, cf, ((a ^ b ^ r) & 0x10) != 0, of);
-  return r;
+  alu_detail::Outcome o = alu_detail::AddOf(a, b, carry, size);
+  flags = alu_detail::WithStatus(flags, o, size);
+  return o.r;
 }
 
 uint32_t Sub(uint32_t a, uint32_t b, uint32_t borrow, uint8_t size, uint64_t& flags) {
-  uint32_t r = (a - b - borrow) & SizeMask(size);
-  bool cf = uint64_t{a} < uint64_t{b} + borrow;
-  bool of = ((a ^ b) & (a ^ r) & SignBit(size)) != 0;
-  SetFlags(flags, r, size, cf, ((a ^ b ^ r) & 0x10) != 0, of);
-  return r;
+  alu_detail::Outcome o = alu_detail::SubOf(a, b, borrow, size);
+  flags = alu_detail::WithStatus(flags, o, size);
+  return o.r;
 }
-
-uint32_t Logic(uint32_t r, uint8_t size, uint64_t& flags) {
-  SetFlags(flags, r, size, false, false, false);
-  return r & SizeMask(size);
-}
-
-uint32_t Carry(uint64_t flags) { return (flags & kFlagCf) ? 1 : 0; }
 
 bool Msb(uint32_t v, uint8_t size) { return (v & SignBit(size)) != 0; }
 bool Msb2(uint32_t v, uint8_t size) { return (v & (SignBit(size) >> 1)) != 0; }
@@ -107,22 +90,6 @@ uint32_t ShiftArith(uint32_t v, uint32_t count, uint8_t size, uint64_t& flags) {
 }
 
 }  // namespace
-
-uint32_t Alu(AluOp op, uint32_t a, uint32_t b, uint8_t size, uint64_t& flags) {
-  a &= SizeMask(size);
-  b &= SizeMask(size);
-  switch (op) {
-    case AluOp::kAdd: return Add(a, b, 0, size, flags);
-    case AluOp::kOr: return Logic(a | b, size, flags);
-    case AluOp::kAdc: return Add(a, b, Carry(flags), size, flags);
-    case AluOp::kSbb: return Sub(a, b, Carry(flags), size, flags);
-    case AluOp::kAnd: return Logic(a & b, size, flags);
-    case AluOp::kSub: return Sub(a, b, 0, size, flags);
-    case AluOp::kXor: return Logic(a ^ b, size, flags);
-    case AluOp::kCmp: return Sub(a, b, 0, size, flags);
-  }
-  return 0;
-}
 
 uint32_t Inc(uint32_t a, uint8_t size, uint64_t& flags) {
   uint64_t cf = flags & kFlagCf;
@@ -200,23 +167,6 @@ bool IDiv(uint64_t dividend, uint32_t divisor, uint8_t size, DivResult& out) {
   if (q < lo || q > hi) return false;
   out = {static_cast<uint32_t>(q) & SizeMask(size), static_cast<uint32_t>(n % d) & SizeMask(size)};
   return true;
-}
-
-bool Condition(uint8_t cc, uint64_t flags) {
-  bool cf = flags & kFlagCf, zf = flags & kFlagZf, sf = flags & kFlagSf, of = flags & kFlagOf,
-       pf = flags & kFlagPf;
-  bool r = false;
-  switch (cc >> 1) {
-    case 0: r = of; break;
-    case 1: r = cf; break;
-    case 2: r = zf; break;
-    case 3: r = cf || zf; break;
-    case 4: r = sf; break;
-    case 5: r = pf; break;
-    case 6: r = sf != of; break;
-    case 7: r = zf || (sf != of); break;
-  }
-  return (cc & 1) ? !r : r;
 }
 
 }  // namespace kvmlike::x86

@@ -6,22 +6,14 @@
 
 namespace kvmlike::x86 {
 
-// Memory before flags: a destination write that faults or exits must leave
-// RFLAGS untouched as well.
-Flow Executor::Commit(const Rm& dst, uint8_t size, uint32_t value, uint64_t flags) {
-  X86_TRY(Write(dst, size, value));
-  cpu_.rflags = flags;
-  return Flow::kOk;
-}
-
 // Rows 00-3F, forms 0-3: Eb,Gb / Ev,Gv / Gb,Eb / Gv,Ev.
 Flow Executor::AluRm() {
-  AluOp op = static_cast<AluOp>((insn_.opcode >> 3) & 7);
+  AluOp op = static_cast<AluOp>((insn_->opcode >> 3) & 7);
   uint8_t size = ByteOrOpSize();
-  bool to_reg = insn_.opcode & 2;
+  bool to_reg = insn_->opcode & 2;
   Rm rm = RmOperand(), reg = RegOperand();
-  const Rm& dst = to_reg ? reg : rm;
-  const Rm& src = to_reg ? rm : reg;
+  Rm dst = to_reg ? reg : rm;
+  Rm src = to_reg ? rm : reg;
   uint32_t b;
   X86_TRY(Read(src, size, b));
   if (op == AluOp::kCmp) {
@@ -32,16 +24,16 @@ Flow Executor::AluRm() {
     cpu_.rflags = flags;
     return Flow::kOk;
   }
-  return Modify(dst, size, insn_.lock,
+  return Modify(dst, size, insn_->lock,
                 [&](uint32_t a, uint64_t& flags) { return Alu(op, a, b, size, flags); });
 }
 
 // Rows 00-3F, forms 4-5: AL,Ib / eAX,Iz.
 Flow Executor::AluAcc() {
-  AluOp op = static_cast<AluOp>((insn_.opcode >> 3) & 7);
+  AluOp op = static_cast<AluOp>((insn_->opcode >> 3) & 7);
   uint8_t size = ByteOrOpSize();
   uint64_t flags = cpu_.rflags;
-  uint32_t r = Alu(op, ReadGpr(cpu_, kRax, size), insn_.imm, size, flags);
+  uint32_t r = Alu(op, ReadGpr(cpu_, kRax, size), insn_->imm, size, flags);
   if (op != AluOp::kCmp) WriteGpr(cpu_, kRax, size, r);
   cpu_.rflags = flags;
   return Flow::kOk;
@@ -49,9 +41,9 @@ Flow Executor::AluAcc() {
 
 // 80 Eb,Ib / 81 Ev,Iz / 82 Eb,Ib (alias of 80) / 83 Ev,Ib sign-extended.
 Flow Executor::AluImm() {
-  AluOp op = static_cast<AluOp>(insn_.reg);
-  uint8_t size = (insn_.opcode == 0x81 || insn_.opcode == 0x83) ? insn_.op_size : 1;
-  uint32_t b = insn_.opcode == 0x83 ? SignExtend(insn_.imm, 1) : insn_.imm;
+  AluOp op = static_cast<AluOp>(insn_->reg);
+  uint8_t size = (insn_->opcode == 0x81 || insn_->opcode == 0x83) ? insn_->op_size : 1;
+  uint32_t b = insn_->opcode == 0x83 ? SignExtend(insn_->imm, 1) : insn_->imm;
   Rm dst = RmOperand();
   if (op == AluOp::kCmp) {
     uint32_t a;
@@ -61,7 +53,7 @@ Flow Executor::AluImm() {
     cpu_.rflags = flags;
     return Flow::kOk;
   }
-  return Modify(dst, size, insn_.lock,
+  return Modify(dst, size, insn_->lock,
                 [&](uint32_t a, uint64_t& flags) { return Alu(op, a, b, size, flags); });
 }
 
@@ -70,7 +62,7 @@ Flow Executor::TestRm() {
   uint32_t a;
   X86_TRY(Read(RmOperand(), size, a));
   uint64_t flags = cpu_.rflags;
-  (void)Alu(AluOp::kAnd, a, ReadGpr(cpu_, insn_.reg, size), size, flags);
+  (void)Alu(AluOp::kAnd, a, ReadGpr(cpu_, insn_->reg, size), size, flags);
   cpu_.rflags = flags;
   return Flow::kOk;
 }
@@ -78,25 +70,25 @@ Flow Executor::TestRm() {
 Flow Executor::TestAcc() {
   uint8_t size = ByteOrOpSize();
   uint64_t flags = cpu_.rflags;
-  (void)Alu(AluOp::kAnd, ReadGpr(cpu_, kRax, size), insn_.imm, size, flags);
+  (void)Alu(AluOp::kAnd, ReadGpr(cpu_, kRax, size), insn_->imm, size, flags);
   cpu_.rflags = flags;
   return Flow::kOk;
 }
 
 // 40-47 INC r, 48-4F DEC r.
 Flow Executor::IncDecReg() {
-  uint8_t reg = insn_.opcode & 7, size = insn_.op_size;
+  uint8_t reg = insn_->opcode & 7, size = insn_->op_size;
   uint64_t flags = cpu_.rflags;
   uint32_t v = ReadGpr(cpu_, reg, size);
-  uint32_t r = insn_.opcode < 0x48 ? Inc(v, size, flags) : Dec(v, size, flags);
+  uint32_t r = insn_->opcode < 0x48 ? Inc(v, size, flags) : Dec(v, size, flags);
   WriteGpr(cpu_, reg, size, r);
   cpu_.rflags = flags;
   return Flow::kOk;
 }
 
 Flow Executor::IncDecRm(uint8_t size) {
-  bool inc = insn_.reg == 0;
-  return Modify(RmOperand(), size, insn_.lock, [&](uint32_t v, uint64_t& flags) {
+  bool inc = insn_->reg == 0;
+  return Modify(RmOperand(), size, insn_->lock, [&](uint32_t v, uint64_t& flags) {
     return inc ? Inc(v, size, flags) : Dec(v, size, flags);
   });
 }
@@ -105,16 +97,16 @@ Flow Executor::IncDecRm(uint8_t size) {
 Flow Executor::Group3() {
   uint8_t size = ByteOrOpSize();
   Rm op = RmOperand();
-  if (insn_.reg == 2)
-    return Modify(op, size, insn_.lock, [](uint32_t v, uint64_t&) { return ~v; });
-  if (insn_.reg == 3)
-    return Modify(op, size, insn_.lock,
+  if (insn_->reg == 2)
+    return Modify(op, size, insn_->lock, [](uint32_t v, uint64_t&) { return ~v; });
+  if (insn_->reg == 3)
+    return Modify(op, size, insn_->lock,
                   [size](uint32_t v, uint64_t& flags) { return Neg(v, size, flags); });
   uint32_t v;
   X86_TRY(Read(op, size, v));
-  if (insn_.reg >= 4) return MulDiv(v, size);
+  if (insn_->reg >= 4) return MulDiv(v, size);
   uint64_t flags = cpu_.rflags;
-  (void)Alu(AluOp::kAnd, v, insn_.imm, size, flags);
+  (void)Alu(AluOp::kAnd, v, insn_->imm, size, flags);
   cpu_.rflags = flags;
   return Flow::kOk;
 }
@@ -122,9 +114,9 @@ Flow Executor::Group3() {
 // The accumulator pair: AX for bytes, DX:AX for words, EDX:EAX for dwords.
 Flow Executor::MulDiv(uint32_t src, uint8_t size) {
   uint64_t flags = cpu_.rflags;
-  if (insn_.reg == 4 || insn_.reg == 5) {
+  if (insn_->reg == 4 || insn_->reg == 5) {
     uint32_t a = ReadGpr(cpu_, kRax, size);
-    uint64_t p = insn_.reg == 4 ? Mul(a, src, size, flags) : IMul(a, src, size, flags);
+    uint64_t p = insn_->reg == 4 ? Mul(a, src, size, flags) : IMul(a, src, size, flags);
     if (size == 1) {
       WriteGpr(cpu_, kRax, 2, static_cast<uint32_t>(p));
     } else {
@@ -138,7 +130,7 @@ Flow Executor::MulDiv(uint32_t src, uint8_t size) {
                                 : (uint64_t{ReadGpr(cpu_, kRdx, size)} << (size * 8)) |
                                       ReadGpr(cpu_, kRax, size);
   DivResult d;
-  bool ok = insn_.reg == 6 ? Div(dividend, src, size, d) : IDiv(dividend, src, size, d);
+  bool ok = insn_->reg == 6 ? Div(dividend, src, size, d) : IDiv(dividend, src, size, d);
   if (!ok) return m_.Raise(kVecDe);
   if (size == 1) {
     WriteGpr(cpu_, kRax, 2, (d.quotient & 0xff) | ((d.remainder & 0xff) << 8));
@@ -151,15 +143,15 @@ Flow Executor::MulDiv(uint32_t src, uint8_t size) {
 
 // FE: /0 INC Eb, /1 DEC Eb.
 Flow Executor::Group4() {
-  if (insn_.reg > 1) return RaiseUd();
+  if (insn_->reg > 1) return RaiseUd();
   return IncDecRm(1);
 }
 
 // FF: /0 INC, /1 DEC, /2 CALL near, /3 CALL far, /4 JMP near, /5 JMP far, /6 PUSH.
 Flow Executor::Group5() {
-  uint8_t size = insn_.op_size;
+  uint8_t size = insn_->op_size;
   uint32_t v;
-  switch (insn_.reg) {
+  switch (insn_->reg) {
     case 0:
     case 1: return IncDecRm(size);
     case 2:
@@ -180,8 +172,8 @@ Flow Executor::Group5() {
 // C0/C1 by imm8, D0/D1 by 1, D2/D3 by CL.
 Flow Executor::ShiftGroup() {
   uint8_t size = ByteOrOpSize();
-  uint8_t op = insn_.opcode;
-  uint8_t count = op <= 0xc1 ? static_cast<uint8_t>(insn_.imm)
+  uint8_t op = insn_->opcode;
+  uint8_t count = op <= 0xc1 ? static_cast<uint8_t>(insn_->imm)
                   : op <= 0xd1 ? 1
                                : static_cast<uint8_t>(cpu_.gpr[kRcx]);
   Rm dst = RmOperand();
@@ -189,22 +181,22 @@ Flow Executor::ShiftGroup() {
     uint32_t v;
     return Read(dst, size, v);
   }
-  ShiftOp shift = static_cast<ShiftOp>(insn_.reg);
+  ShiftOp shift = static_cast<ShiftOp>(insn_->reg);
   return Modify(dst, size, false,
                 [&](uint32_t v, uint64_t& flags) { return Shift(shift, v, count, size, flags); });
 }
 
 // 0F AF IMUL Gv,Ev; 69 IMUL Gv,Ev,Iz; 6B IMUL Gv,Ev,Ib (sign-extended).
 Flow Executor::IMulReg() {
-  uint8_t size = insn_.op_size;
+  uint8_t size = insn_->op_size;
   uint32_t src;
   X86_TRY(Read(RmOperand(), size, src));
-  uint32_t other = insn_.opcode == 0x69   ? insn_.imm
-                   : insn_.opcode == 0x6b ? SignExtend(insn_.imm, 1)
-                                          : ReadGpr(cpu_, insn_.reg, size);
+  uint32_t other = insn_->opcode == 0x69   ? insn_->imm
+                   : insn_->opcode == 0x6b ? SignExtend(insn_->imm, 1)
+                                          : ReadGpr(cpu_, insn_->reg, size);
   uint64_t flags = cpu_.rflags;
   uint64_t p = IMul(src, other, size, flags);
-  WriteGpr(cpu_, insn_.reg, size, static_cast<uint32_t>(p));
+  WriteGpr(cpu_, insn_->reg, size, static_cast<uint32_t>(p));
   cpu_.rflags = flags;
   return Flow::kOk;
 }

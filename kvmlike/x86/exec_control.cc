@@ -18,36 +18,36 @@ uint32_t Displacement(const Insn& insn) { return SignExtend(insn.imm, insn.imm_s
 }  // namespace
 
 // EB rel8 / E9 rel16/32.
-Flow Executor::JmpRel() { return Jump(next_ip_ + Displacement(insn_)); }
+Flow Executor::JmpRel() { return Jump(next_ip_ + Displacement(*insn_)); }
 
 // 70-7F rel8 / 0F 80-8F rel16/32.
 Flow Executor::Jcc() {
-  if (!Condition(insn_.opcode & 0xf, cpu_.rflags)) return Flow::kOk;
-  return Jump(next_ip_ + Displacement(insn_));
+  if (!Condition(insn_->opcode & 0xf, cpu_.rflags)) return Flow::kOk;
+  return Jump(next_ip_ + Displacement(*insn_));
 }
 
 // E0 LOOPNE, E1 LOOPE, E2 LOOP, E3 JCXZ/JECXZ. The count register is CX or
 // ECX by address size; it is decremented only once the jump is known good.
 Flow Executor::Loop() {
-  uint8_t as = insn_.addr_size;
+  uint8_t as = insn_->addr_size;
   uint32_t count = ReadGpr(cpu_, kRcx, as);
-  uint32_t target = next_ip_ + Displacement(insn_);
-  if (insn_.opcode == 0xe3) return count == 0 ? Jump(target) : Flow::kOk;
+  uint32_t target = next_ip_ + Displacement(*insn_);
+  if (insn_->opcode == 0xe3) return count == 0 ? Jump(target) : Flow::kOk;
   count = (count - 1) & SizeMask(as);
   bool zf = cpu_.rflags & kFlagZf;
-  bool take = count != 0 && (insn_.opcode == 0xe2 || (insn_.opcode == 0xe1) == zf);
+  bool take = count != 0 && (insn_->opcode == 0xe2 || (insn_->opcode == 0xe1) == zf);
   if (take) X86_TRY(Jump(target));
   WriteGpr(cpu_, kRcx, as, count);
   return Flow::kOk;
 }
 
-Flow Executor::CallRel() { return CallNear(next_ip_ + Displacement(insn_)); }
+Flow Executor::CallRel() { return CallNear(next_ip_ + Displacement(*insn_)); }
 
 Flow Executor::CallNear(uint32_t target) {
   uint32_t return_ip = next_ip_;
   X86_TRY(Jump(target));
   Stack stack(m_);
-  X86_TRY(stack.Push(return_ip, insn_.op_size));
+  X86_TRY(stack.Push(return_ip, insn_->op_size));
   stack.Commit();
   return Flow::kOk;
 }
@@ -56,8 +56,8 @@ Flow Executor::CallNear(uint32_t target) {
 Flow Executor::RetNear() {
   Stack stack(m_);
   uint32_t ip;
-  X86_TRY(stack.Pop(insn_.op_size, ip));
-  if (insn_.opcode == 0xc2) stack.Release(insn_.imm);
+  X86_TRY(stack.Pop(insn_->op_size, ip));
+  if (insn_->opcode == 0xc2) stack.Release(insn_->imm);
   X86_TRY(Jump(ip));
   stack.Commit();
   return Flow::kOk;
@@ -65,21 +65,21 @@ Flow Executor::RetNear() {
 
 // EA ptr16:16/32 (the selector is the second immediate).
 Flow Executor::JmpFarImm() {
-  return JmpFar(static_cast<uint16_t>(insn_.imm2), insn_.imm);
+  return JmpFar(static_cast<uint16_t>(insn_->imm2), insn_->imm);
 }
 
 // 9A ptr16:16/32.
 Flow Executor::CallFarImm() {
-  return CallFar(static_cast<uint16_t>(insn_.imm2), insn_.imm);
+  return CallFar(static_cast<uint16_t>(insn_->imm2), insn_->imm);
 }
 
 // FF /3, FF /5: the far pointer m16:16/32 in memory, offset first.
 Flow Executor::FarIndirect(bool call) {
-  if (!insn_.has_mem) return RaiseUd();
+  if (!insn_->has_mem) return RaiseUd();
   Rm ptr = RmOperand();
   uint32_t offset, selector;
-  X86_TRY(Read(ptr, insn_.op_size, offset));
-  Rm sel{false, 0, ptr.seg, (ptr.offset + insn_.op_size) & AddrMask()};
+  X86_TRY(Read(ptr, insn_->op_size, offset));
+  Rm sel{false, 0, ptr.seg, (ptr.offset + insn_->op_size) & AddrMask()};
   X86_TRY(Read(sel, 2, selector));
   return call ? CallFar(static_cast<uint16_t>(selector), offset)
               : JmpFar(static_cast<uint16_t>(selector), offset);
@@ -101,8 +101,8 @@ Flow Executor::CallFar(uint16_t selector, uint32_t offset) {
   X86_TRY(LoadCodeSegment(m_, selector, CodeLoad::kJump, cs));
   if (!WithinLimit(cs, offset)) return m_.RaiseError(kVecGp, 0);
   Stack stack(m_);
-  X86_TRY(stack.Push(cpu_.seg[kCs].selector, insn_.op_size));
-  X86_TRY(stack.Push(next_ip_, insn_.op_size));
+  X86_TRY(stack.Push(cpu_.seg[kCs].selector, insn_->op_size));
+  X86_TRY(stack.Push(next_ip_, insn_->op_size));
   stack.Commit();
   cpu_.seg[kCs] = cs;
   next_ip_ = offset;
@@ -113,9 +113,9 @@ Flow Executor::CallFar(uint16_t selector, uint32_t offset) {
 Flow Executor::RetFar() {
   Stack stack(m_);
   uint32_t ip, selector;
-  X86_TRY(stack.Pop(insn_.op_size, ip));
-  X86_TRY(stack.Pop(insn_.op_size, selector));
-  if (insn_.opcode == 0xca) stack.Release(insn_.imm);
+  X86_TRY(stack.Pop(insn_->op_size, ip));
+  X86_TRY(stack.Pop(insn_->op_size, selector));
+  if (insn_->opcode == 0xca) stack.Release(insn_->imm);
   Segment cs;
   X86_TRY(LoadCodeSegment(m_, static_cast<uint16_t>(selector), CodeLoad::kReturn, cs));
   if (!WithinLimit(cs, ip)) return m_.RaiseError(kVecGp, 0);
@@ -131,7 +131,7 @@ Flow Executor::RetFar() {
 Flow Executor::Iret() {
   bool pm = m_.protected_mode();
   if (pm && (cpu_.rflags & kFlagNt)) return m_.Unsupported();
-  uint8_t size = insn_.op_size;
+  uint8_t size = insn_->op_size;
   Stack stack(m_);
   uint32_t ip, selector, flags;
   X86_TRY(stack.Pop(size, ip));

@@ -12,7 +12,7 @@ namespace kvmlike::x86 {
 // 88 Eb,Gb / 89 Ev,Gv / 8A Gb,Eb / 8B Gv,Ev.
 Flow Executor::MovRm() {
   uint8_t size = ByteOrOpSize();
-  bool to_reg = insn_.opcode & 2;
+  bool to_reg = insn_->opcode & 2;
   uint32_t v;
   X86_TRY(Read(to_reg ? RmOperand() : RegOperand(), size, v));
   return Write(to_reg ? RegOperand() : RmOperand(), size, v);
@@ -20,22 +20,22 @@ Flow Executor::MovRm() {
 
 // B0-B7 MOV r8,Ib; B8-BF MOV r,Iz.
 Flow Executor::MovImmReg() {
-  uint8_t size = insn_.opcode < 0xb8 ? 1 : insn_.op_size;
-  WriteGpr(cpu_, insn_.opcode & 7, size, insn_.imm);
+  uint8_t size = insn_->opcode < 0xb8 ? 1 : insn_->op_size;
+  WriteGpr(cpu_, insn_->opcode & 7, size, insn_->imm);
   return Flow::kOk;
 }
 
 // C6 /0 MOV Eb,Ib; C7 /0 MOV Ev,Iz.
 Flow Executor::MovImmRm() {
-  if (insn_.reg != 0) return RaiseUd();
-  return Write(RmOperand(), ByteOrOpSize(), insn_.imm);
+  if (insn_->reg != 0) return RaiseUd();
+  return Write(RmOperand(), ByteOrOpSize(), insn_->imm);
 }
 
 // A0 AL,[moffs] / A1 eAX,[moffs] / A2 [moffs],AL / A3 [moffs],eAX.
 Flow Executor::MovMoffs() {
   uint8_t size = ByteOrOpSize();
-  Rm mem{false, 0, DataSeg(kDs), insn_.imm & AddrMask()};
-  if (insn_.opcode >= 0xa2) return Write(mem, size, ReadGpr(cpu_, kRax, size));
+  Rm mem{false, 0, DataSeg(kDs), insn_->imm & AddrMask()};
+  if (insn_->opcode >= 0xa2) return Write(mem, size, ReadGpr(cpu_, kRax, size));
   uint32_t v;
   X86_TRY(Read(mem, size, v));
   WriteGpr(cpu_, kRax, size, v);
@@ -45,19 +45,19 @@ Flow Executor::MovMoffs() {
 // 8C MOV Ev,Sreg: a register destination takes the zero-extended selector,
 // a memory one always 16 bits.
 Flow Executor::MovFromSreg() {
-  if (insn_.reg > kGs) return RaiseUd();
+  if (insn_->reg > kGs) return RaiseUd();
   Rm dst = RmOperand();
-  return Write(dst, dst.is_reg ? insn_.op_size : 2, cpu_.seg[insn_.reg].selector);
+  return Write(dst, dst.is_reg ? insn_->op_size : 2, cpu_.seg[insn_->reg].selector);
 }
 
 // 8E MOV Sreg,Ew. Loading CS this way is #UD. The one-instruction interrupt
 // shadow after loading SS has nothing to hold off here: the interpreter
 // injects no interrupts.
 Flow Executor::MovToSreg() {
-  if (insn_.reg == kCs || insn_.reg > kGs) return RaiseUd();
+  if (insn_->reg == kCs || insn_->reg > kGs) return RaiseUd();
   uint32_t selector;
   X86_TRY(Read(RmOperand(), 2, selector));
-  SegReg s = static_cast<SegReg>(insn_.reg);
+  SegReg s = static_cast<SegReg>(insn_->reg);
   Segment loaded;
   X86_TRY(LoadDataSegment(m_, s, static_cast<uint16_t>(selector), loaded));
   cpu_.seg[s] = loaded;
@@ -66,17 +66,17 @@ Flow Executor::MovToSreg() {
 
 // 0F B6/B7 MOVZX, 0F BE/BF MOVSX (source byte or word).
 Flow Executor::MovExtend() {
-  uint8_t from = (insn_.opcode & 1) ? 2 : 1;
+  uint8_t from = (insn_->opcode & 1) ? 2 : 1;
   uint32_t v;
   X86_TRY(Read(RmOperand(), from, v));
-  if (insn_.opcode & 8) v = SignExtend(v, from);
-  WriteGpr(cpu_, insn_.reg, insn_.op_size, v);
+  if (insn_->opcode & 8) v = SignExtend(v, from);
+  WriteGpr(cpu_, insn_->reg, insn_->op_size, v);
   return Flow::kOk;
 }
 
 Flow Executor::Lea() {
-  if (!insn_.has_mem) return RaiseUd();
-  WriteGpr(cpu_, insn_.reg, insn_.op_size, EffectiveOffset());
+  if (!insn_->has_mem) return RaiseUd();
+  WriteGpr(cpu_, insn_->reg, insn_->op_size, EffectiveOffset());
   return Flow::kOk;
 }
 
@@ -85,18 +85,18 @@ Flow Executor::Lea() {
 // leaves the register as it was.
 Flow Executor::Xchg() {
   uint8_t size = ByteOrOpSize();
-  uint32_t old = 0, reg = ReadGpr(cpu_, insn_.reg, size);
+  uint32_t old = 0, reg = ReadGpr(cpu_, insn_->reg, size);
   X86_TRY(Modify(RmOperand(), size, true, [&](uint32_t v, uint64_t&) {
     old = v;
     return reg;
   }));
-  WriteGpr(cpu_, insn_.reg, size, old);
+  WriteGpr(cpu_, insn_->reg, size, old);
   return Flow::kOk;
 }
 
 // 91-97 XCHG eAX,r.
 Flow Executor::XchgAcc() {
-  uint8_t size = insn_.op_size, reg = insn_.opcode & 7;
+  uint8_t size = insn_->op_size, reg = insn_->opcode & 7;
   uint32_t a = ReadGpr(cpu_, kRax, size), b = ReadGpr(cpu_, reg, size);
   WriteGpr(cpu_, kRax, size, b);
   WriteGpr(cpu_, reg, size, a);
@@ -105,28 +105,28 @@ Flow Executor::XchgAcc() {
 
 // 98 CBW (AX = sext AL) / CWDE (EAX = sext AX).
 Flow Executor::ConvertAcc() {
-  uint8_t half = insn_.op_size / 2;
-  WriteGpr(cpu_, kRax, insn_.op_size, SignExtend(ReadGpr(cpu_, kRax, half), half));
+  uint8_t half = insn_->op_size / 2;
+  WriteGpr(cpu_, kRax, insn_->op_size, SignExtend(ReadGpr(cpu_, kRax, half), half));
   return Flow::kOk;
 }
 
 // 99 CWD (DX = sign of AX) / CDQ (EDX = sign of EAX).
 Flow Executor::ConvertDx() {
-  uint8_t size = insn_.op_size;
+  uint8_t size = insn_->op_size;
   bool negative = ReadGpr(cpu_, kRax, size) & SignBit(size);
   WriteGpr(cpu_, kRdx, size, negative ? 0xffffffffu : 0);
   return Flow::kOk;
 }
 
 Flow Executor::Setcc() {
-  return Write(RmOperand(), 1, Condition(insn_.opcode & 0xf, cpu_.rflags) ? 1 : 0);
+  return Write(RmOperand(), 1, Condition(insn_->opcode & 0xf, cpu_.rflags) ? 1 : 0);
 }
 
 // The source is read whatever the condition, as hardware does.
 Flow Executor::Cmovcc() {
   uint32_t v;
-  X86_TRY(Read(RmOperand(), insn_.op_size, v));
-  if (Condition(insn_.opcode & 0xf, cpu_.rflags)) WriteGpr(cpu_, insn_.reg, insn_.op_size, v);
+  X86_TRY(Read(RmOperand(), insn_->op_size, v));
+  if (Condition(insn_->opcode & 0xf, cpu_.rflags)) WriteGpr(cpu_, insn_->reg, insn_->op_size, v);
   return Flow::kOk;
 }
 
@@ -143,16 +143,16 @@ Flow Executor::Sahf() {
 }
 
 // 50-57: PUSH ESP pushes the value before the push.
-Flow Executor::PushReg() { return PushValue(ReadGpr(cpu_, insn_.opcode & 7, insn_.op_size)); }
+Flow Executor::PushReg() { return PushValue(ReadGpr(cpu_, insn_->opcode & 7, insn_->op_size)); }
 
 // 68 PUSH Iz; 6A PUSH Ib sign-extended to the operand size.
 Flow Executor::PushImm() {
-  return PushValue(insn_.opcode == 0x6a ? SignExtend(insn_.imm, 1) : insn_.imm);
+  return PushValue(insn_->opcode == 0x6a ? SignExtend(insn_->imm, 1) : insn_->imm);
 }
 
 Flow Executor::PushValue(uint32_t value) {
   Stack stack(m_);
-  X86_TRY(stack.Push(value, insn_.op_size));
+  X86_TRY(stack.Push(value, insn_->op_size));
   stack.Commit();
   return Flow::kOk;
 }
@@ -162,25 +162,25 @@ Flow Executor::PushValue(uint32_t value) {
 Flow Executor::PopReg() {
   Stack stack(m_);
   uint32_t v;
-  X86_TRY(stack.Pop(insn_.op_size, v));
+  X86_TRY(stack.Pop(insn_->op_size, v));
   stack.Commit();
-  WriteGpr(cpu_, insn_.opcode & 7, insn_.op_size, v);
+  WriteGpr(cpu_, insn_->opcode & 7, insn_->op_size, v);
   return Flow::kOk;
 }
 
 // 8F /0 POP Ev. An ESP-based destination address uses ESP after the pop.
 Flow Executor::PopRm() {
-  if (insn_.reg != 0) return RaiseUd();
+  if (insn_->reg != 0) return RaiseUd();
   Stack stack(m_);
   uint32_t v;
-  X86_TRY(stack.Pop(insn_.op_size, v));
+  X86_TRY(stack.Pop(insn_->op_size, v));
   Rm dst = RmOperand();
   if (dst.is_reg) {
     stack.Commit();
-    return Write(dst, insn_.op_size, v);
+    return Write(dst, insn_->op_size, v);
   }
-  if (insn_.mem.base == kRsp) dst.offset = (dst.offset + insn_.op_size) & AddrMask();
-  X86_TRY(Write(dst, insn_.op_size, v));
+  if (insn_->mem.base == kRsp) dst.offset = (dst.offset + insn_->op_size) & AddrMask();
+  X86_TRY(Write(dst, insn_->op_size, v));
   stack.Commit();
   return Flow::kOk;
 }
@@ -190,7 +190,7 @@ Flow Executor::PushSreg(SegReg s) { return PushValue(cpu_.seg[s].selector); }
 Flow Executor::PopSreg(SegReg s) {
   Stack stack(m_);
   uint32_t v;
-  X86_TRY(stack.Pop(insn_.op_size, v));
+  X86_TRY(stack.Pop(insn_->op_size, v));
   Segment loaded;
   X86_TRY(LoadDataSegment(m_, s, static_cast<uint16_t>(v), loaded));
   stack.Commit();
@@ -200,7 +200,7 @@ Flow Executor::PopSreg(SegReg s) {
 
 // PUSHA: eAX, eCX, eDX, eBX, the original eSP, eBP, eSI, eDI.
 Flow Executor::Pusha() {
-  uint8_t size = insn_.op_size;
+  uint8_t size = insn_->op_size;
   Stack stack(m_);
   for (uint8_t r = kRax; r <= kRdi; ++r) X86_TRY(stack.Push(ReadGpr(cpu_, r, size), size));
   stack.Commit();
@@ -209,7 +209,7 @@ Flow Executor::Pusha() {
 
 // POPA: the reverse order; the saved eSP is skipped.
 Flow Executor::Popa() {
-  uint8_t size = insn_.op_size;
+  uint8_t size = insn_->op_size;
   Stack stack(m_);
   uint32_t v[8] = {};
   for (int r = kRdi; r >= kRax; --r) {
@@ -235,12 +235,12 @@ Flow Executor::Pushf() {
 Flow Executor::Popf() {
   Stack stack(m_);
   uint32_t v;
-  X86_TRY(stack.Pop(insn_.op_size, v));
+  X86_TRY(stack.Pop(insn_->op_size, v));
   uint64_t changeable = kFlagCf | kFlagPf | kFlagAf | kFlagZf | kFlagSf | kFlagTf | kFlagDf |
                         kFlagOf | kFlagNt | kFlagAc | kFlagId;
   if (m_.cpl() == 0) changeable |= kFlagIopl;
   if (m_.cpl() <= m_.iopl()) changeable |= kFlagIf;
-  if (insn_.op_size == 2) changeable &= 0xffff;
+  if (insn_->op_size == 2) changeable &= 0xffff;
   stack.Commit();
   cpu_.rflags = ((cpu_.rflags & ~changeable) | (v & changeable) | kFlagsFixed) & ~kFlagRf;
   return Flow::kOk;
@@ -251,9 +251,9 @@ Flow Executor::Leave() {
   Stack stack(m_);
   stack.MoveTo(ReadGpr(cpu_, kRbp, stack.pointer_size()));
   uint32_t v;
-  X86_TRY(stack.Pop(insn_.op_size, v));
+  X86_TRY(stack.Pop(insn_->op_size, v));
   stack.Commit();
-  WriteGpr(cpu_, kRbp, insn_.op_size, v);
+  WriteGpr(cpu_, kRbp, insn_->op_size, v);
   return Flow::kOk;
 }
 

@@ -33,10 +33,10 @@ Flow Executor::CheckIoPrivilege() {
 // retires and then stops.
 Flow Executor::InOut() {
   uint8_t size = ByteOrOpSize();
-  uint16_t port = insn_.opcode < 0xec ? static_cast<uint16_t>(insn_.imm)
+  uint16_t port = insn_->opcode < 0xec ? static_cast<uint16_t>(insn_->imm)
                                       : static_cast<uint16_t>(cpu_.gpr[kRdx]);
   X86_TRY(CheckIoPrivilege());
-  if (insn_.opcode & 2) {
+  if (insn_->opcode & 2) {
     m_.phys.PortOut(port, size, ReadGpr(cpu_, kRax, size));
     return Flow::kOk;
   }
@@ -54,7 +54,7 @@ Flow Executor::Hlt() {
 
 // F5 CMC, F8 CLC, F9 STC, FC CLD, FD STD.
 Flow Executor::FlagOp() {
-  switch (insn_.opcode) {
+  switch (insn_->opcode) {
     case 0xf5: cpu_.rflags ^= kFlagCf; break;
     case 0xf8: cpu_.rflags &= ~kFlagCf; break;
     case 0xf9: cpu_.rflags |= kFlagCf; break;
@@ -68,7 +68,7 @@ Flow Executor::FlagOp() {
 // one-instruction shadow has nothing to delay.
 Flow Executor::CliSti() {
   if (m_.protected_mode() && m_.cpl() > m_.iopl()) return m_.RaiseError(kVecGp, 0);
-  if (insn_.opcode == 0xfa) {
+  if (insn_->opcode == 0xfa) {
     cpu_.rflags &= ~kFlagIf;
   } else {
     cpu_.rflags |= kFlagIf;
@@ -79,23 +79,23 @@ Flow Executor::CliSti() {
 // 0F 01: memory forms /0 SGDT, /1 SIDT, /2 LGDT, /3 LIDT; register forms C1
 // VMCALL and D9 VMMCALL. REP VMMCALL is VMGEXIT (SEV-ES), not a hypercall.
 Flow Executor::Group7() {
-  if (insn_.has_mem) {
-    if (insn_.reg <= 3) return DescriptorTableOp();
+  if (insn_->has_mem) {
+    if (insn_->reg <= 3) return DescriptorTableOp();
     return m_.Unsupported();
   }
-  bool vmcall = insn_.reg == 0 && insn_.rm == 1;
-  bool vmmcall = insn_.reg == 3 && insn_.rm == 1;
-  if ((vmcall || vmmcall) && !insn_.rep) return Hypercall();
+  bool vmcall = insn_->reg == 0 && insn_->rm == 1;
+  bool vmmcall = insn_->reg == 3 && insn_->rm == 1;
+  if ((vmcall || vmmcall) && !insn_->rep) return Hypercall();
   return m_.Unsupported();
 }
 
 // The 6-byte operand: limit (2 bytes), then base (4 bytes; LGDT/LIDT with a
 // 16-bit operand size use 24 bits of it).
 Flow Executor::DescriptorTableOp() {
-  DescriptorTable& table = (insn_.reg & 1) ? cpu_.idt : cpu_.gdt;
+  DescriptorTable& table = (insn_->reg & 1) ? cpu_.idt : cpu_.gdt;
   Rm mem = RmOperand();
   Rm base_part{false, 0, mem.seg, (mem.offset + 2) & AddrMask()};
-  if (insn_.reg <= 1) {  // SGDT / SIDT
+  if (insn_->reg <= 1) {  // SGDT / SIDT
     X86_TRY(Write(mem, 2, table.limit));
     return Write(base_part, 4, static_cast<uint32_t>(table.base));
   }
@@ -103,7 +103,7 @@ Flow Executor::DescriptorTableOp() {
   uint32_t limit, base;
   X86_TRY(Read(mem, 2, limit));
   X86_TRY(Read(base_part, 4, base));
-  if (insn_.op_size == 2) base &= 0x00ffffff;
+  if (insn_->op_size == 2) base &= 0x00ffffff;
   table.base = base;
   table.limit = static_cast<uint16_t>(limit);
   return Flow::kOk;
@@ -130,12 +130,12 @@ Flow Executor::Hypercall() {
 // 0F 20 MOV r32,CRn / 0F 22 MOV CRn,r32. The ModRM mod field is ignored:
 // the operand is always a register. CR1, CR5-CR7 are #UD.
 Flow Executor::MovCr() {
-  uint8_t cr = insn_.reg;
+  uint8_t cr = insn_->reg;
   if (cr != 0 && cr != 2 && cr != 3 && cr != 4) return RaiseUd();
   if (m_.cpl() != 0) return m_.RaiseError(kVecGp, 0);
-  if (insn_.opcode == (kTwoByte | 0x22)) return MovToCr(cr, ReadGpr(cpu_, insn_.rm, 4));
+  if (insn_->opcode == (kTwoByte | 0x22)) return MovToCr(cr, ReadGpr(cpu_, insn_->rm, 4));
   uint64_t v = cr == 0 ? cpu_.cr0 : cr == 2 ? cpu_.cr2 : cr == 3 ? cpu_.cr3 : cpu_.cr4;
-  WriteGpr(cpu_, insn_.rm, 4, static_cast<uint32_t>(v));
+  WriteGpr(cpu_, insn_->rm, 4, static_cast<uint32_t>(v));
   return Flow::kOk;
 }
 

@@ -5,17 +5,11 @@
 
 namespace kvmlike::x86 {
 
-Executor::Executor(Machine& m, const Insn& insn)
-    : m_(m), cpu_(m.cpu), insn_(insn), ip_(static_cast<uint32_t>(m.cpu.rip)) {
-  uint32_t ip_mask = m.cpu.seg[kCs].db ? 0xffffffffu : 0xffffu;
-  next_ip_ = (ip_ + insn.len) & ip_mask;
-}
-
 // One case per opcode (or run of opcodes) of the subset; anything else is an
 // internal error, never a silent skip.
 Flow Executor::Execute() {
-  if (insn_.lock && !Lockable()) return RaiseUd();
-  switch (insn_.opcode) {
+  if (insn_->lock && !Lockable()) return RaiseUd();
+  switch (insn_->opcode) {
     case 0x00: case 0x01: case 0x02: case 0x03: case 0x08: case 0x09: case 0x0a: case 0x0b:
     case 0x10: case 0x11: case 0x12: case 0x13: case 0x18: case 0x19: case 0x1a: case 0x1b:
     case 0x20: case 0x21: case 0x22: case 0x23: case 0x28: case 0x29: case 0x2a: case 0x2b:
@@ -78,7 +72,7 @@ Flow Executor::Execute() {
     case 0xc9: return Leave();
     case 0xca: case 0xcb: return RetFar();
     case 0xcc: return Int(kVecBp);
-    case 0xcd: return Int(static_cast<uint8_t>(insn_.imm));
+    case 0xcd: return Int(static_cast<uint8_t>(insn_->imm));
     case 0xce: return Into();
     case 0xcf: return Iret();
     case 0xe0: case 0xe1: case 0xe2: case 0xe3: return Loop();
@@ -124,24 +118,8 @@ Flow Executor::Execute() {
   }
 }
 
-Flow Executor::Read(const Rm& op, uint8_t size, uint32_t& value) {
-  if (op.is_reg) {
-    value = ReadGpr(cpu_, op.reg, size);
-    return Flow::kOk;
-  }
-  return ReadSeg(m_, op.seg, op.offset, size, value);
-}
-
-Flow Executor::Write(const Rm& op, uint8_t size, uint32_t value) {
-  if (op.is_reg) {
-    WriteGpr(cpu_, op.reg, size, value);
-    return Flow::kOk;
-  }
-  return WriteSeg(m_, op.seg, op.offset, size, value);
-}
-
 Flow Executor::Jump(uint32_t target) {
-  if (insn_.op_size == 2) target &= 0xffff;
+  if (insn_->op_size == 2) target &= 0xffff;
   if (!WithinLimit(cpu_.seg[kCs], target)) return m_.RaiseError(kVecGp, 0);
   next_ip_ = target;
   return Flow::kOk;
@@ -151,14 +129,14 @@ Flow Executor::Jump(uint32_t target) {
 // destination; anywhere else hardware raises #UD. The 0F forms listed are
 // lockable but outside the subset: they reach the dispatch default.
 bool Executor::Lockable() const {
-  if (!insn_.has_modrm || !insn_.has_mem) return false;
-  uint16_t op = insn_.opcode;
+  if (!insn_->has_modrm || !insn_->has_mem) return false;
+  uint16_t op = insn_->opcode;
   if (op < 0x40) return (op & 7) <= 1 && (op & 0x38) != 0x38;  // ALU r/m,reg except CMP
   switch (op) {
-    case 0x80: case 0x81: case 0x82: case 0x83: return insn_.reg != 7;
+    case 0x80: case 0x81: case 0x82: case 0x83: return insn_->reg != 7;
     case 0x86: case 0x87: return true;
-    case 0xf6: case 0xf7: return insn_.reg == 2 || insn_.reg == 3;
-    case 0xfe: case 0xff: return insn_.reg <= 1;
+    case 0xf6: case 0xf7: return insn_->reg == 2 || insn_->reg == 3;
+    case 0xfe: case 0xff: return insn_->reg <= 1;
     case kTwoByte | 0xab: case kTwoByte | 0xb0: case kTwoByte | 0xb1: case kTwoByte | 0xb3:
     case kTwoByte | 0xba: case kTwoByte | 0xbb: case kTwoByte | 0xc0: case kTwoByte | 0xc1:
       return true;

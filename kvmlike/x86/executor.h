@@ -8,7 +8,7 @@
 // instruction that faults or stops part-way has therefore changed no
 // register, and re-running it reads the same values again.
 //
-// Lives for one instruction (one attempt); not thread-safe.
+// Lives for one Run, one instruction (one attempt) at a time; not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -17,12 +17,23 @@
 #include "kvmlike/x86/decoder.h"
 #include "kvmlike/x86/flow.h"
 #include "kvmlike/x86/machine.h"
+#include "kvmlike/x86/registers.h"
+#include "kvmlike/x86/segmentation.h"
 
 namespace kvmlike::x86 {
 
 class Executor {
  public:
-  Executor(Machine& m, const Insn& insn);
+  explicit Executor(Machine& m) : m_(m), cpu_(m.cpu) {}
+
+  // Starts an attempt at insn, the instruction at EIP ip (the CPU's RIP,
+  // which stays there during the attempt); insn must outlive the attempt.
+  // It runs once per instruction, so it stores only what changes.
+  void Begin(const Insn& insn, uint32_t ip) {
+    insn_ = &insn;
+    next_ip_ = (ip + insn.len) & (cpu_.seg[kCs].db ? 0xffffffffu : 0xffffu);
+    if (!retired_) [[unlikely]] retired_ = true;
+  }
 
   [[nodiscard]] Flow Execute();
 
@@ -42,26 +53,35 @@ class Executor {
   };
 
   // --- operands (executor.cc)
-  uint8_t ByteOrOpSize() const { return (insn_.opcode & 1) ? insn_.op_size : 1; }
-  uint32_t AddrMask() const { return insn_.addr_size == 4 ? 0xffffffffu : 0xffffu; }
+  uint8_t ByteOrOpSize() const { return (insn_->opcode & 1) ? insn_->op_size : 1; }
+  uint32_t AddrMask() const { return insn_->addr_size == 4 ? 0xffffffffu : 0xffffu; }
   uint32_t EffectiveOffset() const {
-    const MemForm& f = insn_.mem;
+    const MemForm& f = insn_->mem;
     uint32_t ea = f.disp;
     if (f.base != kNoReg) ea += static_cast<uint32_t>(cpu_.gpr[f.base]);
     if (f.index != kNoReg) ea += static_cast<uint32_t>(cpu_.gpr[f.index]) << f.scale;
     return ea & AddrMask();
   }
   SegReg DataSeg(SegReg dflt) const {
-    return insn_.seg_override == kNoSeg ? dflt : static_cast<SegReg>(insn_.seg_override);
+    return insn_->seg_override == kNoSeg ? dflt : static_cast<SegReg>(insn_->seg_override);
   }
   // Inline so callers keep the operand in registers.
   Rm RmOperand() const {
-    if (!insn_.has_mem) return {true, insn_.rm, kDs, 0};
-    return {false, 0, DataSeg(static_cast<SegReg>(insn_.mem.seg)), EffectiveOffset()};
+    if (!insn_->has_mem) return {true, insn_->rm, kDs, 0};
+    return {false, 0, DataSeg(static_cast<SegReg>(insn_->mem.seg)), EffectiveOffset()};
   }
-  Rm RegOperand() const { return {true, insn_.reg, kDs, 0}; }
-  Flow Read(const Rm& op, uint8_t size, uint32_t& value);
-  Flow Write(const Rm& op, uint8_t size, uint32_t value);
+  Rm RegOperand() const { return {true, insn_->reg, kDs, 0}; }
+  // Inline, and operands by value, so that they stay in registers.
+  Flow Read(Rm op, uint8_t size, uint32_t& value) {
+    if (!op.is_reg) return ReadSeg(m_, op.seg, op.offset, size, value);
+    value = ReadGpr(cpu_, op.reg, size);
+    return Flow::kOk;
+  }
+  Flow Write(Rm op, uint8_t size, uint32_t value) {
+    if (!op.is_reg) return WriteSeg(m_, op.seg, op.offset, size, value);
+    WriteGpr(cpu_, op.reg, size, value);
+    return Flow::kOk;
+  }
   // A near jump to target (truncated to the operand size): #GP(0) beyond CS's limit.
   Flow Jump(uint32_t target);
   bool Lockable() const;
@@ -80,12 +100,18 @@ class Executor {
   Flow IncDecRm(uint8_t size);
   Flow ShiftGroup();
   Flow IMulReg();
-  Flow Commit(const Rm& dst, uint8_t size, uint32_t value, uint64_t flags);
+  // Memory before flags: a destination write that faults or exits must leave
+  // RFLAGS untouched as well.
+  Flow Commit(Rm dst, uint8_t size, uint32_t value, uint64_t flags) {
+    X86_TRY(Write(dst, size, value));
+    cpu_.rflags = flags;
+    return Flow::kOk;
+  }
   // Read-modify-write of dst: fn(old, flags) returns the new value and
   // updates flags (a copy of RFLAGS). With atomic (LOCK, XCHG) a memory
   // operand is updated with AtomicModify where it can be.
   template <typename Fn>
-  Flow Modify(const Rm& dst, uint8_t size, bool atomic, Fn fn);
+  Flow Modify(Rm dst, uint8_t size, bool atomic, Fn fn);
 
   // --- exec_data.cc
   Flow MovRm();
@@ -161,14 +187,14 @@ class Executor {
 
   Machine& m_;
   CpuState& cpu_;
-  const Insn& insn_;
-  uint32_t ip_;       // this instruction's EIP
-  uint32_t next_ip_;  // sequential EIP, or a branch target
+  // The attempt's instruction, set by Begin.
+  const Insn* insn_ = nullptr;
+  uint32_t next_ip_ = 0;  // sequential EIP, or a branch target
   bool retired_ = true;
 };
 
 template <typename Fn>
-Flow Executor::Modify(const Rm& dst, uint8_t size, bool atomic, Fn fn) {
+Flow Executor::Modify(Rm dst, uint8_t size, bool atomic, Fn fn) {
   uint64_t flags = cpu_.rflags;
   if (atomic && !dst.is_reg) {
     bool done;

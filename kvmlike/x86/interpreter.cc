@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 
 #include "kvmlike/x86/decoder.h"
 #include "kvmlike/x86/exceptions.h"
@@ -13,10 +14,19 @@ namespace kvmlike::x86 {
 
 namespace {
 
+// What a step fetched, for the emulation-failure exit. Every path through
+// Step sets it, so that the common one stores a single pointer.
 struct Fetched {
-  uint8_t bytes[kMaxInsnLen];
-  uint32_t count = 0;     // bytes copied from guest memory
-  uint32_t insn_len = 0;  // the decoded length, 0 until decoded
+  const DecodeCache::Entry* cached = nullptr;  // the instruction, when the cache has it
+  uint32_t count = 0;     // else the bytes copied to copy (0: none)
+  uint32_t insn_len = 0;  // with count: their decoded length (0: not decoded)
+  uint8_t copy[kMaxInsnLen];
+  Insn decoded;
+
+  void Nothing() {
+    cached = nullptr;
+    count = 0;
+  }
 };
 
 // States the subset cannot run at all: guest paging, long mode,
@@ -25,29 +35,52 @@ bool Emulatable(const CpuState& cpu) {
   return !(cpu.cr0 & kCr0Pg) && !(cpu.efer & kEferLma) && !(cpu.rflags & kFlagVm);
 }
 
-// Copies the instruction's bytes with one Translate when they lie in one
-// page (the common case), and a second one only when decoding runs past the
-// page end. Bytes past CS's limit are never fetched: an instruction that
-// needs them is #GP(0), as is one longer than 15 bytes.
-Flow FetchAndDecode(Machine& m, Insn& insn, Fetched& f) {
-  const Segment& cs = m.cpu.seg[kCs];
-  uint32_t ip = static_cast<uint32_t>(m.cpu.rip);
-  if (ip > cs.limit) return m.RaiseError(kVecGp, 0);
-  uint32_t in_limit = static_cast<uint32_t>(std::min<uint64_t>(kMaxInsnLen, uint64_t{cs.limit} - ip + 1));
+// Where the instruction at CS:EIP may be fetched from, EIP within CS's limit.
+struct FetchWindow {
+  Linear lin;         // its first byte
+  uint32_t in_page;   // bytes fetchable before the page end (and CS's limit)
+  uint32_t in_limit;  // bytes fetchable before CS's limit (at most 15)
+};
+
+FetchWindow WindowAt(const Segment& cs, uint32_t ip) {
+  FetchWindow w;
+  w.in_limit = static_cast<uint32_t>(std::min<uint64_t>(kMaxInsnLen, uint64_t{cs.limit} - ip + 1));
   uint64_t lin = (cs.base + ip) & 0xffffffff;
-  uint32_t in_page = static_cast<uint32_t>(base::kPageSize - (lin & (base::kPageSize - 1)));
-  uint32_t n = std::min(in_limit, in_page);
-  X86_TRY(m.phys.Fetch(GpaOfLinear(Linear(lin)), f.bytes, n));
+  uint32_t to_page_end = static_cast<uint32_t>(base::kPageSize - (lin & (base::kPageSize - 1)));
+  w.lin = Linear(lin);
+  w.in_page = std::min(w.in_limit, to_page_end);
+  return w;
+}
+
+// A decode cache miss: copies the bytes the first translation reaches and
+// decodes them, translating the next page only when decoding runs past the
+// page end. Only a Cacheable instruction goes into the cache.
+Flow DecodeAfresh(Machine& m, uint32_t ip, DecodeCache& cache, const uint8_t* host, Fetched& f,
+                  const Insn*& insn) {
+  const FetchWindow w = WindowAt(m.cpu.seg[kCs], ip);
+  bool default32 = m.cpu.seg[kCs].db;
+  uint32_t n = w.in_page;
+  std::memcpy(f.copy, host, n);
+  f.cached = nullptr;
   f.count = n;
-  DecodeStatus s = Decode(f.bytes, n, cs.db, insn);
-  if (s == DecodeStatus::kNeedBytes && n < in_limit) {
-    X86_TRY(m.phys.Fetch(GpaOfLinear(Linear((lin + n) & 0xffffffff)), f.bytes + n, in_limit - n));
-    f.count = in_limit;
-    s = Decode(f.bytes, in_limit, cs.db, insn);
+  f.insn_len = 0;
+  DecodeStatus s = Decode(f.copy, n, default32, f.decoded);
+  if (s == DecodeStatus::kOk && DecodeCache::Cacheable(GpaOfLinear(w.lin))) {
+    f.cached = &cache.Insert(GpaOfLinear(w.lin), default32, f.copy, f.decoded);
+    insn = &f.cached->insn;
+    return Flow::kOk;
+  }
+  if (s == DecodeStatus::kNeedBytes && n < w.in_limit) {
+    const uint8_t* rest = nullptr;
+    X86_TRY(m.phys.Fetch(GpaOfLinear(Linear((w.lin.value() + n) & 0xffffffff)), rest));
+    std::memcpy(f.copy + n, rest, w.in_limit - n);
+    f.count = w.in_limit;
+    s = Decode(f.copy, w.in_limit, default32, f.decoded);
   }
   switch (s) {
     case DecodeStatus::kOk:
-      f.insn_len = insn.len;
+      f.insn_len = f.decoded.len;
+      insn = &f.decoded;
       return Flow::kOk;
     case DecodeStatus::kUnknown: return m.Unsupported();
     case DecodeStatus::kNeedBytes:
@@ -56,16 +89,44 @@ Flow FetchAndDecode(Machine& m, Insn& insn, Fetched& f) {
   return m.RaiseError(kVecGp, 0);
 }
 
+// Bytes past CS's limit are never fetched: an instruction that needs them is
+// #GP(0), as is one longer than 15 bytes. Every fetch translates the
+// instruction's page, so the MMU sees it; the decode is reused when the bytes
+// there are the ones decoded before.
+Flow FetchAndDecode(Machine& m, uint32_t ip, DecodeCache& cache, Fetched& f, const Insn*& insn) {
+  const Segment& cs = m.cpu.seg[kCs];
+  if (ip > cs.limit) [[unlikely]] {
+    f.Nothing();
+    return m.RaiseError(kVecGp, 0);
+  }
+  Linear lin((cs.base + ip) & 0xffffffff);
+  // Looked up before the translation, so that little lives across its call.
+  // A cached instruction lies in its page; only the limit can cut it short.
+  const DecodeCache::Entry* e = cache.Find(GpaOfLinear(lin), cs.db);
+  if (e && uint64_t{ip} + e->insn.len - 1 > cs.limit) e = nullptr;
+  const uint8_t* host = nullptr;
+  if (Flow fetched = m.phys.Fetch(GpaOfLinear(lin), host); fetched != Flow::kOk) [[unlikely]] {
+    f.Nothing();
+    return fetched;
+  }
+  if (!e || !cache.Matches(*e, host)) [[unlikely]] return DecodeAfresh(m, ip, cache, host, f, insn);
+  f.cached = e;
+  insn = &e->insn;
+  return Flow::kOk;
+}
+
 // One attempt at the instruction at RIP. RIP moves only when it completes.
-Flow Step(Machine& m, Insn& insn, Fetched& f, bool& retired) {
-  m.phys.BeginAttempt(m.cpu.rip);
-  f.count = 0;
-  f.insn_len = 0;
+Flow Step(Machine& m, Executor& ex, DecodeCache& cache, Fetched& f, bool& retired) {
+  uint32_t ip = static_cast<uint32_t>(m.cpu.rip);
   // Single-step traps (#DB after each instruction while TF is set) are not
   // modelled; running on without them would be silently wrong.
-  if (m.cpu.rflags & kFlagTf) [[unlikely]] return m.Unsupported();
-  X86_TRY(FetchAndDecode(m, insn, f));
-  Executor ex(m, insn);
+  if (m.cpu.rflags & kFlagTf) [[unlikely]] {
+    f.Nothing();
+    return m.Unsupported();
+  }
+  const Insn* insn = &f.decoded;
+  X86_TRY(FetchAndDecode(m, ip, cache, f, insn));
+  ex.Begin(*insn, ip);
   X86_TRY(ex.Execute());
   m.cpu.rip = ex.next_ip();
   retired = ex.retired();
@@ -74,34 +135,41 @@ Flow Step(Machine& m, Insn& insn, Fetched& f, bool& retired) {
 
 // The emulation-failure exit carries the instruction: its decoded bytes, or
 // all that was fetched when the decoder did not know the opcode.
+std::span<const uint8_t> ExitBytes(const Fetched& f) {
+  if (f.cached) return {f.cached->bytes.data(), f.cached->insn.len};
+  if (f.count == 0) return {};
+  return {f.copy, f.insn_len ? f.insn_len : f.count};
+}
+
 void FillInstruction(Stop& stop, const Fetched& f) {
-  uint32_t len = f.insn_len ? f.insn_len : f.count;
-  stop.internal.insn_len = static_cast<uint8_t>(len);
+  std::span<const uint8_t> bytes = ExitBytes(f);
+  stop.internal.insn_len = static_cast<uint8_t>(bytes.size());
   stop.internal.insn = {};
-  std::memcpy(stop.internal.insn.data(), f.bytes, len);
+  if (!bytes.empty()) std::memcpy(stop.internal.insn.data(), bytes.data(), bytes.size());
 }
 
 }  // namespace
 
 Stop Interpreter::Run(CpuState& cpu, GuestMemory& mem, uint64_t max_insns) {
   Stop stop;
-  PhysAccess phys(mem, pending_, stop);
+  PhysAccess phys(mem, pending_, stop, cpu);
   Machine m(cpu, phys);
   if (!Emulatable(cpu)) {
     (void)phys.Unsupported();
     return stop;
   }
-  Insn insn;
+  phys.BeginAttempt();
+  Executor ex(m);
   Fetched f;
-  for (uint64_t n = 0; n < max_insns; ++n) {
+  for (uint64_t budget = max_insns; budget > 0; --budget) {
     bool retired = true;
-    Flow flow = Step(m, insn, f, retired);
+    Flow flow = Step(m, ex, decode_cache_, f, retired);
     if (flow == Flow::kOk) [[likely]] {
       retired_ += retired;
       // The completed instruction consumed what it was given; nothing may
       // feed a later one.
-      if (!pending_.empty()) pending_.Clear();
-      if (phys.stop_after_retire()) return stop;
+      if (!pending_.empty()) [[unlikely]] pending_.Clear();
+      if (phys.stop_after_retire()) [[unlikely]] return stop;
       continue;
     }
     if (flow == Flow::kFault) {
@@ -117,6 +185,7 @@ Stop Interpreter::Run(CpuState& cpu, GuestMemory& mem, uint64_t max_insns) {
     }
     if (flow == Flow::kRetry) {
       ++retries_;
+      phys.BeginAttempt();
       continue;
     }
     if (stop.reason == StopReason::kInternalError)

@@ -9,6 +9,9 @@
 // completion (the data of an IN or MMIO read, a hypercall's return value)
 // given through Complete*(). Writes (OUT, MMIO writes) retire before they stop.
 //
+// Each instruction is fetched through GuestMemory (the vCPU's MMU) every
+// time it runs, but decoded once while its bytes stay the same (DecodeCache).
+//
 // Not thread-safe: one Interpreter per vCPU, used by the thread in KVM_RUN.
 #pragma once
 
@@ -16,6 +19,7 @@
 #include <cstdint>
 
 #include "kvmlike/x86/cpu_state.h"
+#include "kvmlike/x86/decode_cache.h"
 #include "kvmlike/x86/guest_memory.h"
 #include "kvmlike/x86/pending_reads.h"
 
@@ -92,6 +96,7 @@ class Interpreter {
 
  private:
   PendingReads pending_;
+  DecodeCache decode_cache_;
   uint64_t retired_ = 0;
   uint64_t retries_ = 0;
 };

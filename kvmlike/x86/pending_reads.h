@@ -52,6 +52,8 @@ class PendingReads {
     cursor_ = 0;
     awaiting_ = false;
   }
+  // Nothing completed nor awaited; then nothing was taken either (the cursor
+  // never passes the completed reads), so no Rewind is needed.
   bool empty() const { return filled_ == 0 && !awaiting_; }
 
  private:

@@ -26,12 +26,8 @@ Flow PhysAccess::Write(Gpa gpa, const uint8_t* src, uint32_t len) {
   return Failed(t.outcome);
 }
 
-Flow PhysAccess::ReadValue(Gpa gpa, uint32_t size, uint64_t& value) {
-  Translation t = mem_.Translate(gpa, AccessKind::kRead);
-  if (t.outcome == MemOutcome::kOk) [[likely]] {
-    value = LoadLe(t.host, size);
-    return Flow::kOk;
-  }
+// ReadValue and WriteValue when gpa is not RAM.
+Flow PhysAccess::ReadValueElsewhere(Gpa gpa, Translation t, uint32_t size, uint64_t& value) {
   if (t.outcome != MemOutcome::kMmio) return Failed(t.outcome);
   uint8_t bytes[8];
   X86_TRY(ReadMmio(gpa, bytes, size));
@@ -39,12 +35,7 @@ Flow PhysAccess::ReadValue(Gpa gpa, uint32_t size, uint64_t& value) {
   return Flow::kOk;
 }
 
-Flow PhysAccess::WriteValue(Gpa gpa, uint32_t size, uint64_t value) {
-  Translation t = mem_.Translate(gpa, AccessKind::kWrite);
-  if (t.outcome == MemOutcome::kOk) [[likely]] {
-    StoreLe(t.host, size, value);
-    return Flow::kOk;
-  }
+Flow PhysAccess::WriteValueElsewhere(Gpa gpa, Translation t, uint32_t size, uint64_t value) {
   if (t.outcome != MemOutcome::kMmio) return Failed(t.outcome);
   uint8_t bytes[8];
   StoreLe(bytes, size, value);
@@ -65,15 +56,10 @@ Flow PhysAccess::SetBitsInRam(Gpa gpa, uint8_t bits) {
   return Failed(t.outcome);
 }
 
-Flow PhysAccess::Fetch(Gpa gpa, uint8_t* dst, uint32_t len) {
-  Translation t = mem_.Translate(gpa, AccessKind::kFetch);
-  if (t.outcome == MemOutcome::kOk) [[likely]] {
-    std::memcpy(dst, t.host, len);
-    return Flow::kOk;
-  }
+Flow PhysAccess::FetchFailed(MemOutcome outcome) {
   // KVM cannot run code that lives in MMIO either; its emulator gives up.
-  if (t.outcome == MemOutcome::kMmio) return Unsupported();
-  return Failed(t.outcome);
+  if (outcome == MemOutcome::kMmio) return Unsupported();
+  return Failed(outcome);
 }
 
 // A read the VMM must satisfy stops the run without retiring; the instruction
@@ -82,7 +68,7 @@ Flow PhysAccess::Fetch(Gpa gpa, uint8_t* dst, uint32_t len) {
 // instruction did is visible when it stops here.
 Flow PhysAccess::ReadMmio(Gpa gpa, uint8_t* dst, uint32_t len) {
   if (len > 8) return Unsupported();
-  ReadKey key{ReadSpace::kMmio, static_cast<uint8_t>(len), gpa.value(), rip_};
+  ReadKey key{ReadSpace::kMmio, static_cast<uint8_t>(len), gpa.value(), cpu_.rip};
   if (pending_.Take(key, dst)) return Flow::kOk;
   if (!pending_.Await(key)) return Unsupported();
   stop_.reason = StopReason::kMmio;
@@ -105,7 +91,7 @@ Flow PhysAccess::WriteMmio(Gpa gpa, const uint8_t* src, uint32_t len) {
 }
 
 Flow PhysAccess::PortIn(uint16_t port, uint8_t size, uint32_t& value) {
-  ReadKey key{ReadSpace::kPort, size, port, rip_};
+  ReadKey key{ReadSpace::kPort, size, port, cpu_.rip};
   uint8_t data[8] = {};
   if (pending_.Take(key, data)) {
     value = 0;

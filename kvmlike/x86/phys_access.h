@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "base/types.h"
+#include "kvmlike/x86/cpu_state.h"
 #include "kvmlike/x86/flow.h"
 #include "kvmlike/x86/guest_memory.h"
 #include "kvmlike/x86/interpreter.h"
@@ -52,12 +53,17 @@ inline void StoreLe(uint8_t* p, uint32_t size, uint64_t v) {
 
 class PhysAccess {
  public:
-  PhysAccess(GuestMemory& mem, PendingReads& pending, Stop& stop)
-      : mem_(mem), pending_(pending), stop_(stop) {}
+  // cpu's RIP names the instruction whose reads are matched with completions:
+  // it stays on the instruction until it completes.
+  PhysAccess(GuestMemory& mem, PendingReads& pending, Stop& stop, const CpuState& cpu)
+      : mem_(mem), pending_(pending), stop_(stop), cpu_(cpu) {}
 
-  // Starts one attempt at the instruction at rip.
-  void BeginAttempt(uint64_t rip) {
-    rip_ = rip;
+  // Starts an attempt at the instruction at RIP after a Run begins or an
+  // attempt was abandoned (kRetry): its reads are matched from the first and
+  // no stop is pending. After an instruction completes there is nothing to
+  // reset, as Run stops on stop_after_retire() and clears the reads it
+  // consumed; so this is not called per instruction.
+  void BeginAttempt() {
     stop_after_retire_ = false;
     pending_.Rewind();
   }
@@ -69,18 +75,35 @@ class PhysAccess {
   // split; see Machine::ReadLinear).
   [[nodiscard]] Flow Read(base::Gpa gpa, uint8_t* dst, uint32_t len);
   [[nodiscard]] Flow Write(base::Gpa gpa, const uint8_t* src, uint32_t len);
-  // The same for one value of size (1..8) bytes.
-  [[nodiscard]] Flow ReadValue(base::Gpa gpa, uint32_t size, uint64_t& value);
-  [[nodiscard]] Flow WriteValue(base::Gpa gpa, uint32_t size, uint64_t value);
+  // The same for one value of size (1..8) bytes. Inline with RAM first:
+  // nearly every data access is one of these.
+  [[nodiscard]] Flow ReadValue(base::Gpa gpa, uint32_t size, uint64_t& value) {
+    Translation t = mem_.Translate(gpa, AccessKind::kRead);
+    if (t.outcome != MemOutcome::kOk) [[unlikely]] return ReadValueElsewhere(gpa, t, size, value);
+    value = LoadLe(t.host, size);
+    return Flow::kOk;
+  }
+  [[nodiscard]] Flow WriteValue(base::Gpa gpa, uint32_t size, uint64_t value) {
+    Translation t = mem_.Translate(gpa, AccessKind::kWrite);
+    if (t.outcome != MemOutcome::kOk) [[unlikely]] return WriteValueElsewhere(gpa, t, size, value);
+    StoreLe(t.host, size, value);
+    return Flow::kOk;
+  }
   // host = gpa's byte when gpa is RAM (for an atomic update of an operand
   // within its page, used at once), nullptr when it is MMIO.
   [[nodiscard]] Flow RamPointer(base::Gpa gpa, uint8_t*& host);
   // ORs bits into the byte at gpa when it is RAM (descriptor accessed bits);
   // a byte in MMIO is left alone, without an exit.
   [[nodiscard]] Flow SetBitsInRam(base::Gpa gpa, uint8_t bits);
-  // Copies len bytes of instruction stream, all in gpa's page. Code in MMIO is
-  // outside the subset (internal error).
-  [[nodiscard]] Flow Fetch(base::Gpa gpa, uint8_t* dst, uint32_t len);
+  // Translates gpa for an instruction fetch: host = gpa's byte, readable up
+  // to the end of its page until the next access. Code in MMIO is outside the
+  // subset (internal error). Inline: it runs once per instruction.
+  [[nodiscard]] Flow Fetch(base::Gpa gpa, const uint8_t*& host) {
+    Translation t = mem_.Translate(gpa, AccessKind::kFetch);
+    if (t.outcome != MemOutcome::kOk) [[unlikely]] return FetchFailed(t.outcome);
+    host = t.host;
+    return Flow::kOk;
+  }
 
   // IN: value from the completion of this read, or a kIo stop.
   [[nodiscard]] Flow PortIn(uint16_t port, uint8_t size, uint32_t& value);
@@ -99,12 +122,15 @@ class PhysAccess {
  private:
   Flow ReadMmio(base::Gpa gpa, uint8_t* dst, uint32_t len);
   Flow WriteMmio(base::Gpa gpa, const uint8_t* src, uint32_t len);
+  Flow ReadValueElsewhere(base::Gpa gpa, Translation t, uint32_t size, uint64_t& value);
+  Flow WriteValueElsewhere(base::Gpa gpa, Translation t, uint32_t size, uint64_t value);
   Flow Failed(MemOutcome outcome);
+  Flow FetchFailed(MemOutcome outcome);
 
   GuestMemory& mem_;
   PendingReads& pending_;
   Stop& stop_;
-  uint64_t rip_ = 0;
+  const CpuState& cpu_;
   bool stop_after_retire_ = false;
 };
 

@@ -4,28 +4,14 @@ namespace kvmlike::x86 {
 
 namespace {
 
-constexpr uint8_t kTypeCode = 8;        // code segment (S = 1)
-constexpr uint8_t kTypeWritable = 2;    // data: writable; code: readable
-constexpr uint8_t kTypeExpandDown = 4;  // data: expand-down; code: conforming
+using segmentation_detail::kTypeCode;
+using segmentation_detail::kTypeExpandDown;
+using segmentation_detail::kTypeWritable;
 constexpr uint8_t kTypeAccessed = 1;
 constexpr uint16_t kSelectorTi = 4;     // LDT
 
 uint16_t SelectorError(uint16_t selector) { return selector & 0xfffc; }
 bool IsNull(uint16_t selector) { return (selector & 0xfffc) == 0; }
-
-bool TypeAllows(uint8_t type, AccessKind kind) {
-  if (kind == AccessKind::kFetch) return true;
-  if (type & kTypeCode) return kind == AccessKind::kRead && (type & kTypeWritable);
-  return kind == AccessKind::kRead || (type & kTypeWritable);
-}
-
-bool WithinSegment(const Segment& seg, uint32_t offset, uint32_t len) {
-  uint64_t last = uint64_t{offset} + len - 1;
-  bool expand_down = !(seg.type & kTypeCode) && (seg.type & kTypeExpandDown);
-  if (!expand_down) return last <= seg.limit;
-  uint64_t upper = seg.db ? 0xffffffffu : 0xffffu;
-  return offset > seg.limit && last <= upper;
-}
 
 // Real mode keeps the hidden limit and attributes (which is what lets
 // "unreal mode" code use 4 GiB limits loaded in protected mode).
@@ -103,31 +89,6 @@ Flow CheckCodeDescriptor(Machine& m, uint16_t selector, CodeLoad how, const Segm
 }
 
 }  // namespace
-
-Flow Linearize(Machine& m, SegReg s, uint32_t offset, uint32_t len, AccessKind kind, Linear& out) {
-  const Segment& seg = m.cpu.seg[s];
-  if (m.protected_mode() && (seg.unusable || !TypeAllows(seg.type, kind))) [[unlikely]]
-    return m.RaiseError(s == kSs ? kVecSs : kVecGp, 0);
-  if (!WithinSegment(seg, offset, len)) [[unlikely]]
-    return m.RaiseError(s == kSs ? kVecSs : kVecGp, 0);
-  out = Linear((seg.base + offset) & 0xffffffff);
-  return Flow::kOk;
-}
-
-Flow ReadSeg(Machine& m, SegReg s, uint32_t offset, uint8_t size, uint32_t& value) {
-  Linear lin;
-  X86_TRY(Linearize(m, s, offset, size, AccessKind::kRead, lin));
-  uint64_t v;
-  X86_TRY(m.ReadLinear(lin, size, v));
-  value = static_cast<uint32_t>(v);
-  return Flow::kOk;
-}
-
-Flow WriteSeg(Machine& m, SegReg s, uint32_t offset, uint8_t size, uint32_t value) {
-  Linear lin;
-  X86_TRY(Linearize(m, s, offset, size, AccessKind::kWrite, lin));
-  return m.WriteLinear(lin, size, value);
-}
 
 Flow ReadDescriptor(Machine& m, uint16_t selector, uint64_t& raw) {
   uint64_t base;

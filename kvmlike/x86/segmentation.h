@@ -21,12 +21,14 @@ namespace kvmlike::x86 {
 // unusable segment, wrong type (write to code or read-only data, read of
 // execute-only code) and limit (expand-up or expand-down) violations raise
 // #GP(0), or #SS(0) for SS. Real mode checks the cached limit only.
-[[nodiscard]] Flow Linearize(Machine& m, SegReg s, uint32_t offset, uint32_t len, AccessKind kind,
-                             Linear& out);
+[[nodiscard]] inline Flow Linearize(Machine& m, SegReg s, uint32_t offset, uint32_t len,
+                                    AccessKind kind, Linear& out);
 
 // A value of size (1, 2 or 4) bytes through segment s.
-[[nodiscard]] Flow ReadSeg(Machine& m, SegReg s, uint32_t offset, uint8_t size, uint32_t& value);
-[[nodiscard]] Flow WriteSeg(Machine& m, SegReg s, uint32_t offset, uint8_t size, uint32_t value);
+[[nodiscard]] inline Flow ReadSeg(Machine& m, SegReg s, uint32_t offset, uint8_t size,
+                                  uint32_t& value);
+[[nodiscard]] inline Flow WriteSeg(Machine& m, SegReg s, uint32_t offset, uint8_t size,
+                                   uint32_t value);
 
 // The 8 bytes of the descriptor selector names in the GDT or LDT. Beyond the
 // table's limit (or TI = 1 with an unusable LDT): #GP(selector).
@@ -60,5 +62,56 @@ enum class CodeLoad : uint8_t {
 
 // Whether offset (after a jump) lies within code segment seg's limit.
 inline bool WithinLimit(const Segment& seg, uint32_t offset) { return offset <= seg.limit; }
+
+// Linearize, ReadSeg and WriteSeg are inline: every memory operand passes
+// through them.
+namespace segmentation_detail {
+
+inline constexpr uint8_t kTypeCode = 8;        // code segment (S = 1)
+inline constexpr uint8_t kTypeWritable = 2;    // data: writable; code: readable
+inline constexpr uint8_t kTypeExpandDown = 4;  // data: expand-down; code: conforming
+
+inline bool TypeAllows(uint8_t type, AccessKind kind) {
+  if (kind == AccessKind::kFetch) return true;
+  if (type & kTypeCode) return kind == AccessKind::kRead && (type & kTypeWritable);
+  return kind == AccessKind::kRead || (type & kTypeWritable);
+}
+
+inline bool WithinSegment(const Segment& seg, uint32_t offset, uint32_t len) {
+  uint64_t last = uint64_t{offset} + len - 1;
+  bool expand_down = !(seg.type & kTypeCode) && (seg.type & kTypeExpandDown);
+  if (!expand_down) return last <= seg.limit;
+  uint64_t upper = seg.db ? 0xffffffffu : 0xffffu;
+  return offset > seg.limit && last <= upper;
+}
+
+}  // namespace segmentation_detail
+
+inline Flow Linearize(Machine& m, SegReg s, uint32_t offset, uint32_t len, AccessKind kind,
+                      Linear& out) {
+  using namespace segmentation_detail;
+  const Segment& seg = m.cpu.seg[s];
+  if (m.protected_mode() && (seg.unusable || !TypeAllows(seg.type, kind))) [[unlikely]]
+    return m.RaiseError(s == kSs ? kVecSs : kVecGp, 0);
+  if (!WithinSegment(seg, offset, len)) [[unlikely]]
+    return m.RaiseError(s == kSs ? kVecSs : kVecGp, 0);
+  out = Linear((seg.base + offset) & 0xffffffff);
+  return Flow::kOk;
+}
+
+inline Flow ReadSeg(Machine& m, SegReg s, uint32_t offset, uint8_t size, uint32_t& value) {
+  Linear lin;
+  X86_TRY(Linearize(m, s, offset, size, AccessKind::kRead, lin));
+  uint64_t v;
+  X86_TRY(m.ReadLinear(lin, size, v));
+  value = static_cast<uint32_t>(v);
+  return Flow::kOk;
+}
+
+inline Flow WriteSeg(Machine& m, SegReg s, uint32_t offset, uint8_t size, uint32_t value) {
+  Linear lin;
+  X86_TRY(Linearize(m, s, offset, size, AccessKind::kWrite, lin));
+  return m.WriteLinear(lin, size, value);
+}
 
 }  // namespace kvmlike::x86
