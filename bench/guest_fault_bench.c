@@ -824,7 +824,7 @@ static void bench_variant(const struct variant *v)
 				break;
 			}
 		}
-		if (g_kvmlike) {
+		if (g_kvmlike && v->private_mem) {
 			push(&scrub_wait, r.scrub_wait_s * 1e3);
 			unclear += r.unclear;
 		}
@@ -865,7 +865,7 @@ static void bench_variant(const struct variant *v)
 	report(metric("guest_total", v->tag, NULL), "pages/s", &total);
 	report(metric("guest_run", v->tag, "pool-grows"), "pages/s", &grow_run);
 	report(metric("guest_total", v->tag, "pool-grows"), "pages/s", &grow_total);
-	if (g_kvmlike) {
+	if (g_kvmlike && v->private_mem) { /* shared memory is the memfd's, not the pool's */
 		report(metric("pool_scrub_wait", v->tag, NULL), "ms", &scrub_wait);
 		note("scrub", "%s: before each repetition the pool's scrubber finished clearing the "
 		     "frames the previous one freed (pool_scrub_wait); frames handed out uncleared "
