@@ -73,6 +73,7 @@ struct Range {
 };
 
 using GfnRange = Range<Gfn>;
+using HvaRange = Range<Hva>;
 using PgOffRange = Range<PgOff>;
 
 }  // namespace base

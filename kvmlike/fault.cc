@@ -3,10 +3,12 @@
 // in the second-level table. Mismatches and missing backing become memory-fault
 // exits, as KVM's kvm_faultin_pfn does.
 //
-// Races: the fault reads invalidate_seq_ before it looks anything up and
-// installs only if no invalidation began or ended meanwhile (Install); an
-// invalidation zaps under mmu_lock_ and bumps tlb_gen_, so a mapping made from
-// stale state is either refused or zapped.
+// Races: the fault reads invalidate_seq_ (and the System's host_change_seq)
+// before it looks anything up and installs only if no invalidation began or
+// ended meanwhile (Install); an invalidation zaps under mmu_lock_ and bumps
+// tlb_gen_, so a mapping made from stale state is either refused or zapped.
+// Changes of the VMM's own memory (munmap, mremap, MAP_FIXED) come through
+// System::BeginHostRangeChange, KVM's MMU notifier.
 #include <sched.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include "base/user_copy.h"
 #include "gmem/inode.h"
 #include "kvm_uapi.h"
+#include "kvmlike/system.h"
 #include "kvmlike/vcpu.h"
 #include "kvmlike/vm.h"
 
@@ -36,7 +39,7 @@ constexpr uint64_t kPrivate = KVM_MEMORY_EXIT_FLAG_PRIVATE;
 
 FaultResult Vm::HandleFault(base::Gpa gpa, AccessKind kind) {
   Gfn gfn = base::GpaToGfn(gpa);
-  uint64_t seq = invalidate_seq_.load(std::memory_order_acquire);
+  FaultSeq seq{invalidate_seq_.load(std::memory_order_acquire), sys_.host_change_seq()};
   base::SrcuReadGuard srcu(srcu_);
   Memslot* slot = as_[0].Read([&](auto& set) { return set.ByGfn(gfn); });
   bool is_private = info_->has_private_mem && (attributes_.Get(gfn) & KVM_MEMORY_ATTRIBUTE_PRIVATE);
@@ -55,7 +58,7 @@ FaultResult Vm::HandleFault(base::Gpa gpa, AccessKind kind) {
 // (a conversion inside the block splits it), and backing the inode can give
 // as one contiguous run. Anything less maps 4 KiB.
 std::optional<FaultResult> Vm::FaultHuge(Memslot& slot, Gfn gfn, bool is_private,
-                                         AccessKind kind, uint64_t seq) {
+                                         AccessKind kind, FaultSeq seq) {
   constexpr uint64_t kHuge = mmu::kPagesPer2M;
   if (!slot.has_gmem()) return std::nullopt;
   if (!is_private && !(slot.binding()->file().flags() & GUEST_MEMFD_FLAG_MMAP)) return std::nullopt;
@@ -115,11 +118,14 @@ FaultResult Vm::FaultShared(Memslot& slot, Gfn gfn, AccessKind kind) {
   return {FaultOutcome::kFixed, reinterpret_cast<uint8_t*>(hva)};
 }
 
-FaultResult Vm::Install(Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm perm, uint64_t seq) {
+FaultResult Vm::Install(Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm perm, FaultSeq seq) {
   base::MutexGuard g(mmu_lock_);
   uint64_t pages = size == mmu::PageSize::k2M ? mmu::kPagesPer2M : 1;
   bool raced = invalidate_in_progress_ && invalidate_range_.Overlaps(GfnRange::FromCount(gfn, pages));
-  if (raced || invalidate_seq_.load(std::memory_order_relaxed) != seq) {
+  base::HvaRange hvas = base::HvaRange::FromCount(base::Hva(reinterpret_cast<uint64_t>(host)),
+                                                  base::PagesToBytes(pages));
+  raced |= sys_.HostRangeChanging(hvas) || sys_.host_change_seq() != seq.host;
+  if (raced || invalidate_seq_.load(std::memory_order_relaxed) != seq.vm) {
     stats_->Add(vmstat::kFaultRetries);
     return {FaultOutcome::kRetry};
   }
@@ -186,6 +192,34 @@ void Vm::InvalidateEnd(int, GfnRange) {
   base::MutexGuard g(mmu_lock_);
   invalidate_seq_.fetch_add(1, std::memory_order_release);
   if (--invalidate_in_progress_ == 0) invalidate_range_ = {};
+}
+
+namespace {
+
+// The GFNs of slot whose userspace memory lies in range (empty if none).
+GfnRange SlotGfnsIn(const Memslot& slot, base::HvaRange range) {
+  base::HvaRange mem = base::HvaRange::FromCount(slot.userspace_addr(), base::PagesToBytes(slot.npages()));
+  base::HvaRange part = mem.Intersect(range);
+  if (part.empty()) return {};
+  uint64_t first = (part.begin - mem.begin) >> base::kPageShift;
+  uint64_t end = (part.end - mem.begin + base::kPageSize - 1) >> base::kPageShift;
+  return {slot.base_gfn() + first, slot.base_gfn() + end};
+}
+
+}  // namespace
+
+void Vm::ZapHostRange(base::HvaRange range) {
+  {
+    base::MutexGuard g(mmu_lock_);
+    base::SrcuReadGuard srcu(srcu_);
+    for (auto& as : as_)
+      as.Read([&](auto& set) {
+        set.ForEach([&](Memslot& slot) {
+          if (GfnRange gfns = SlotGfnsIn(slot, range); !gfns.empty()) ZapLocked(gfns);
+        });
+      });
+  }
+  SyncTlbs();
 }
 
 int64_t Vm::invalidations_in_progress() const {

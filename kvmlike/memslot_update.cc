@@ -98,6 +98,9 @@ Status Vm::CreateSlot(const MemslotSpec& spec, const kvm_userspace_memory_region
   // The architecture's own limit comes last, after the bind (as KVM's
   // prepare step does); a failure here unbinds with the slot.
   if (spec.gfns.end.value() - 1 > kMaxGfn) return Error::kInvalid;
+  // Before the slot is published: from here on, changes of the VMM's memory
+  // in its range look at this VM (System::BeginHostRangeChange).
+  sys_.NoteSlotMemory(base::HvaRange::FromCount(spec.userspace_addr, base::PagesToBytes(spec.gfns.size())));
   Memslot* s = slot.release();  // owned by the address space from here on
   as.Update(srcu_, [&](auto& set) { set.Insert(*s); });
   nr_memslot_pages_ += s->npages();

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ System::~System() = default;
 
 void System::OnForkChild() {
   pid_.store(getpid(), std::memory_order_relaxed);
+  forked_.store(true, std::memory_order_relaxed);
   if (gmem::FramePool* pool = gmem_.pool_if_created()) pool->OnForkChild();
 }
 
@@ -90,17 +92,66 @@ Result<long> SystemFd::Ioctl(unsigned long cmd, unsigned long arg) {
   }
 }
 
+// References to every VM that is not being destroyed.
+std::vector<RefPtr<Vm>> System::LiveVms() {
+  std::vector<RefPtr<Vm>> vms;
+  base::MutexGuard g(lock_);
+  for (Vm& vm : vms_)
+    if (auto r = RefPtr<FdObject>::TryFromRaw(&vm)) vms.push_back(RefPtr<Vm>::Adopt(static_cast<Vm*>(r.Leak())));
+  return vms;
+}
+
+void System::NoteSlotMemory(base::HvaRange range) {
+  uint64_t lo = slot_mem_lo_.load(std::memory_order_seq_cst);
+  while (range.begin.value() < lo && !slot_mem_lo_.compare_exchange_weak(lo, range.begin.value())) {
+  }
+  uint64_t hi = slot_mem_hi_.load(std::memory_order_seq_cst);
+  while (range.end.value() > hi && !slot_mem_hi_.compare_exchange_weak(hi, range.end.value())) {
+  }
+}
+
+// The change is registered before the bounds are read (both sequentially
+// consistent): a slot noted too late for this change to zap it can only map
+// memory through a fault that finds the change in progress, and retries.
+std::unique_ptr<HostRangeChange> System::BeginHostRangeChange(base::HvaRange range) {
+  if (range.empty() || forked_.load(std::memory_order_relaxed)) return nullptr;
+  {
+    base::MutexGuard g(host_change_lock_);
+    if (host_changes_.fetch_add(1) == 0) {
+      host_change_range_ = range;
+    } else {
+      host_change_range_.begin = std::min(host_change_range_.begin, range.begin);
+      host_change_range_.end = std::max(host_change_range_.end, range.end);
+    }
+  }
+  auto change = std::unique_ptr<HostRangeChange>(new HostRangeChange(*this));
+  if (range.end.value() <= slot_mem_lo_.load() || range.begin.value() >= slot_mem_hi_.load())
+    return change;
+  for (auto& vm : LiveVms())
+    if (!vm->FromOtherProcess()) vm->ZapHostRange(range);
+  return change;
+}
+
+bool System::HostRangeChanging(base::HvaRange range) const {
+  if (host_changes_.load() == 0) return false;
+  base::MutexGuard g(host_change_lock_);
+  return host_changes_.load() != 0 && host_change_range_.Overlaps(range);
+}
+
+void System::EndHostRangeChange() {
+  base::MutexGuard g(host_change_lock_);
+  host_change_seq_.fetch_add(1);
+  if (host_changes_.fetch_sub(1) == 1) host_change_range_ = {};
+}
+
+HostRangeChange::~HostRangeChange() { sys_.EndHostRangeChange(); }
+
 // The leak oracle. Counts are snapshots; an empty list after a test closed
 // everything means nothing leaked.
 Result<long> System::DebugObjects(unsigned long arg) {
   TRY_ASSIGN(kvmlike_debug_objects q, base::ReadUser<kvmlike_debug_objects>(arg));
   std::vector<kvmlike_obj_info> out;
-  std::vector<RefPtr<Vm>> vms;
-  {
-    base::MutexGuard g(lock_);
-    for (Vm& vm : vms_)
-      if (auto r = RefPtr<FdObject>::TryFromRaw(&vm)) vms.push_back(RefPtr<Vm>::Adopt(static_cast<Vm*>(r.Leak())));
-  }
+  std::vector<RefPtr<Vm>> vms = LiveVms();
   for (auto& vm : vms) {
     out.push_back({KVMLIKE_OBJ_VM, static_cast<uint32_t>(vm->id()), vm->users(),
                    vm->ref_count() - 1, 0, 0, static_cast<uint64_t>(vm->type())});

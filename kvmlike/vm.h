@@ -98,6 +98,11 @@ class Vm final : public FdObject {
   uint64_t invalidate_seq() const { return invalidate_seq_.load(std::memory_order_acquire); }
   int64_t invalidations_in_progress() const TA_EXCLUDES(mmu_lock_);
 
+  // The VMM's memory in range is about to be unmapped, moved or replaced
+  // (System::BeginHostRangeChange): zaps the GFNs of every slot that maps it;
+  // returns once every vCPU has dropped cached translations.
+  void ZapHostRange(base::HvaRange range) TA_EXCLUDES(mmu_lock_, vcpus_lock_);
+
   const AttributeMap& attributes() const { return attributes_; }
 
   // vCPUs (KVM_CREATE_VCPU); a Vcpu unregisters itself when released.
@@ -149,12 +154,17 @@ class Vm final : public FdObject {
   FaultResult FaultPrivate(Memslot& slot, base::Gfn gfn);
   FaultResult FaultGmem(Memslot& slot, base::Gfn gfn, uint64_t exit_flags);
   FaultResult FaultShared(Memslot& slot, base::Gfn gfn, x86::AccessKind kind);
+  // The invalidation counters a fault read before it looked anything up.
+  struct FaultSeq {
+    uint64_t vm;    // invalidate_seq_
+    uint64_t host;  // System::host_change_seq()
+  };
   FaultResult Install(base::Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm perm,
-                      uint64_t seq) TA_EXCLUDES(mmu_lock_);
+                      FaultSeq seq) TA_EXCLUDES(mmu_lock_);
   // A 2 MiB leaf for the block around gfn, when huge leaves are on and the
   // block qualifies; nullopt means: map 4 KiB.
   std::optional<FaultResult> FaultHuge(Memslot& slot, base::Gfn gfn, bool is_private,
-                                       x86::AccessKind kind, uint64_t seq);
+                                       x86::AccessKind kind, FaultSeq seq);
   void ZapSlot(const Memslot& slot) TA_EXCLUDES(mmu_lock_);
   void ZapLocked(GfnRange range) TA_REQUIRES(mmu_lock_);
   void PublishTdpStats() TA_REQUIRES(mmu_lock_);

@@ -4,8 +4,9 @@
  * port I/O (OUT/IN, imm8 and DX, 8/16/32 bits), MMIO to a GPA without a
  * memslot (writes and reads, completed by the VMM), guest RAM seen from the
  * host and the other way round, the switch from real mode to 32-bit
- * protected mode, exceptions handled by the guest, a triple fault and a
- * KVM_MEM_READONLY slot.
+ * protected mode, exceptions handled by the guest, a triple fault, a
+ * KVM_MEM_READONLY slot, and a slot whose memory the VMM unmaps (between runs,
+ * and again and again while a vCPU thread stores to it).
  *
  * Each program runs from slot 0 backed by anonymous memory and, in its own
  * section, by a guest_memfd created MMAP|INIT_SHARED (the slot's
@@ -16,6 +17,7 @@
  *   0x00600  protected-mode IDT      0x01000  code
  *   0x08000  top of the stack        0x10000  64 KiB the guest fills
  *   0x30000  real-mode MMIO (no slot)      0x40000  read-only slot (1 page)
+ *   0x50000  slot 1 whose memory is unmapped (1 page)
  *   0xd0000000  protected-mode MMIO (no slot)
  *
  * The real kernel here (kvm_pvm) runs these guests in KVM's instruction
@@ -34,10 +36,13 @@
 #include "vcpu_util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GUEST_MEM_SIZE 0x20000ul
@@ -657,6 +662,188 @@ static void test_readonly_slot(void)
 }
 #define NR_READONLY_RESULTS 3
 
+/*
+ * Real mode, entered at 0000:1000, with slot 1 (one page at UNMAP_GPA) in
+ * anonymous memory of its own: a store there, HLT; the VMM unmaps that
+ * memory; the next store; HLT.
+ */
+static const uint8_t rm_unmap_code[] = {
+	0xB8, 0x00, 0x50,                   /* 1000  mov ax, 0x5000 */
+	0x8E, 0xD8,                         /* 1003  mov ds, ax             DS base 0x50000 */
+	0xC6, 0x06, 0x00, 0x00, 0x11,       /* 1005  mov byte [0], 0x11 */
+	0xF4,                               /* 100a  hlt                    -> HLT */
+	0xC6, 0x06, 0x01, 0x00, 0x22,       /* 100b  mov byte [1], 0x22     memory gone -> exit */
+	0xF4,                               /* 1010  hlt                    -> HLT */
+	0xEB, 0xFD,                         /* 1011  jmp 0x1010 */
+};
+#define UNMAP_GPA 0x50000ul
+#define RM_UNMAP_HLT1 0x100b
+#define RM_UNMAP_HLT2 0x1011
+
+/*
+ * The VMM unmaps the memory behind a slot the guest has used, without
+ * deleting the slot (a VMM bug KVM survives: its MMU notifier takes the
+ * mapping down). The guest's next access must not reach the old memory nor
+ * take the VMM down; KVM reports it. After the VMM maps new memory at the same
+ * address, the guest goes on and its store lands there.
+ */
+static void test_unmapped_slot_memory(void)
+{
+	struct vcpu_env e;
+	env_real_mode(&e, GUEST_MEM_ANON, rm_unmap_code, sizeof(rm_unmap_code));
+	uint8_t *page = map_anon(PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	set_region2(e.vm, 1, 0, UNMAP_GPA, PAGE_SIZE, (uintptr_t)page, -1, 0);
+
+	const struct exit_step hlt1 = { "HLT after the guest's first store to slot 1", STEP_HLT,
+					RM_UNMAP_HLT1, 0, 0, { { 0 } } };
+	bool ok = run_steps(&e, &hlt1, 1, "unmapped slot memory", true);
+	kvm_test(ok && page[0] == 0x11, "the store reached the slot's memory (host sees 0x11)");
+
+	TEST_ASSERT(munmap(page, PAGE_SIZE) == 0, "munmap slot 1's memory");
+	errno = 0;
+	int r = __vcpu_run(e.vcpu);
+	int err = errno;
+	/*
+	 * Either the fault path refuses the page (TDP KVM, kvmlike): -1/EFAULT
+	 * with a memory-fault exit, the store not done; or KVM's instruction
+	 * emulator (the kernel here) cannot read or write the memory and hands
+	 * the store to the VMM as an MMIO write, done.
+	 */
+	const struct kvm_run_memory_fault *mf = kvm_run_mem_fault(e.run);
+	bool fault_exit = r == -1 && err == EFAULT && e.run->exit_reason == KVM_EXIT_MEMORY_FAULT &&
+			  mf->gpa == UNMAP_GPA && mf->size == PAGE_SIZE && mf->flags == 0;
+	bool mmio_exit = r == 0 && e.run->exit_reason == KVM_EXIT_MMIO &&
+			 e.run->mmio.phys_addr == UNMAP_GPA + 1 && e.run->mmio.len == 1 &&
+			 e.run->mmio.is_write && e.run->mmio.data[0] == 0x22;
+	if (!fault_exit && !mmio_exit)
+		vcpu_print_exit(e.vcpu, e.run);
+	kvm_test(fault_exit || mmio_exit,
+		 "the store to the unmapped memory is reported, not done there: -1/EFAULT with "
+		 "KVM_EXIT_MEMORY_FAULT (GPA 0x50000, 4096, flags 0) or an MMIO write of 0x22 to "
+		 "0x50001 (got %d/%s, %s)", r, r ? strerror(err) : "0", exit_reason_str(e.run->exit_reason));
+
+	TEST_ASSERT(mmap(page, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) == page, "map new memory at the slot's address");
+	const struct exit_step hlt2 = { "HLT after the store, once new memory is mapped", STEP_HLT,
+					RM_UNMAP_HLT2, 0, 0, { { 0 } } };
+	ok = run_steps(&e, &hlt2, 1, "unmapped slot memory", true);
+	/* After a memory-fault exit the store runs again, into the new memory. */
+	uint8_t want = fault_exit ? 0x22 : 0;
+	kvm_test(ok && page[1] == want && page[0] == 0,
+		 "the new memory holds what the guest stored after it was mapped (byte 1 = 0x%02x) "
+		 "and nothing of the old (byte 0 = 0)", want);
+
+	TEST_ASSERT(__set_region2(e.vm, 1, 0, 0, 0, 0, -1, 0) == 0, "delete slot 1");
+	munmap(page, PAGE_SIZE);
+	vcpu_env_destroy(&e);
+}
+#define NR_UNMAP_RESULTS 5
+
+/*
+ * Real mode, entered at 0000:1000: stores an incrementing byte to slot 1
+ * (UNMAP_GPA) forever.
+ */
+static const uint8_t rm_store_loop[] = {
+	0xB8, 0x00, 0x50,                   /* 1000  mov ax, 0x5000 */
+	0x8E, 0xD8,                         /* 1003  mov ds, ax             DS base 0x50000 */
+	0xA2, 0x00, 0x00,                   /* 1005  mov [0], al */
+	0xFE, 0xC0,                         /* 1008  inc al */
+	0xEB, 0xF9,                         /* 100a  jmp 0x1005 */
+};
+
+#define RACE_MS 1000
+
+struct race_vcpu {
+	struct vcpu_env *e;
+	volatile int stop;
+	unsigned long runs, fault_exits, mmio_exits, unexpected;
+};
+
+static void race_kick(int sig) { (void)sig; }
+
+/* Runs the guest until stopped; classifies every return of KVM_RUN. */
+static void *race_vcpu_thread(void *arg)
+{
+	struct race_vcpu *v = arg;
+	while (!v->stop) {
+		int r = ioctl(v->e->vcpu, KVM_RUN, 0);
+		int err = errno;
+		v->runs++;
+		if (r == -1 && err == EINTR)
+			continue;
+		if (r == -1 && err == EFAULT && v->e->run->exit_reason == KVM_EXIT_MEMORY_FAULT &&
+		    kvm_run_mem_fault(v->e->run)->gpa == UNMAP_GPA)
+			v->fault_exits++;
+		else if (r == 0 && v->e->run->exit_reason == KVM_EXIT_MMIO &&
+			 v->e->run->mmio.phys_addr == UNMAP_GPA && v->e->run->mmio.is_write)
+			v->mmio_exits++;
+		else if (v->unexpected++ == 0)
+			vcpu_print_exit(v->e->vcpu, v->e->run);
+	}
+	return NULL;
+}
+
+/*
+ * The VMM unmaps and remaps a slot's memory again and again while a vCPU
+ * thread keeps storing to it: no store reaches unmapped memory (the process
+ * survives), each access in a gap is reported as above, and once the memory
+ * stays mapped the guest's stores land in it.
+ */
+static void test_unmap_race(void)
+{
+	struct vcpu_env e;
+	env_real_mode(&e, GUEST_MEM_ANON, rm_store_loop, sizeof(rm_store_loop));
+	uint8_t *page = map_anon(PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	set_region2(e.vm, 1, 0, UNMAP_GPA, PAGE_SIZE, (uintptr_t)page, -1, 0);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = race_kick; /* no SA_RESTART: KVM_RUN returns EINTR */
+	TEST_ASSERT(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction(SIGUSR1)");
+	struct race_vcpu v = { .e = &e };
+	pthread_t t;
+	TEST_ASSERT(pthread_create(&t, NULL, race_vcpu_thread, &v) == 0, "pthread_create");
+
+	unsigned long remaps = 0;
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		TEST_ASSERT(munmap(page, PAGE_SIZE) == 0, "munmap slot 1's memory");
+		usleep(50);
+		TEST_ASSERT(mmap(page, PAGE_SIZE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == page, "remap");
+		usleep(50);
+		remaps++;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < RACE_MS);
+
+	/* The memory stays now: the guest's stores must show up in it. */
+	memset(page, 0, PAGE_SIZE);
+	bool landed = false;
+	for (int i = 0; i < 2000 && !landed; i++) {
+		landed = ((volatile uint8_t *)page)[0] != 0;
+		usleep(1000);
+	}
+	/* A KVM_RUN in progress returns EINTR on the signal, one about to start
+	 * at once because of immediate_exit. */
+	v.stop = 1;
+	e.run->immediate_exit = 1;
+	TEST_ASSERT(pthread_kill(t, SIGUSR1) == 0, "signal the vCPU thread");
+	TEST_ASSERT(pthread_join(t, NULL) == 0, "join the vCPU thread");
+	e.run->immediate_exit = 0;
+	printf("# %lu remaps; %lu KVM_RUN returns: %lu memory-fault, %lu MMIO, %lu unexpected\n",
+	       remaps, v.runs, v.fault_exits, v.mmio_exits, v.unexpected);
+	kvm_test(v.unexpected == 0,
+		 "slot memory unmapped and remapped %lu times while the guest stores to it: every "
+		 "KVM_RUN return is EINTR, a memory-fault exit or an MMIO write at GPA 0x50000", remaps);
+	kvm_test(landed, "once the memory stays mapped, the guest's stores land in it");
+
+	TEST_ASSERT(__set_region2(e.vm, 1, 0, 0, 0, 0, -1, 0) == 0, "delete slot 1");
+	munmap(page, PAGE_SIZE);
+	vcpu_env_destroy(&e);
+}
+#define NR_UNMAP_RACE_RESULTS 2
+
 /* ============================================================ main */
 
 static const char *need_gmem_shared(void)
@@ -685,6 +872,8 @@ static const struct kvm_section sections[] = {
 	{ "exceptions, anonymous", NR_EXCEPTION_RESULTS, NULL, test_exc_anon },
 	{ "exceptions, guest_memfd", NR_EXCEPTION_RESULTS, need_gmem_shared, test_exc_gmem },
 	{ "read-only slot", NR_READONLY_RESULTS, need_readonly_mem, test_readonly_slot },
+	{ "slot memory unmapped by the VMM", NR_UNMAP_RESULTS, NULL, test_unmapped_slot_memory },
+	{ "slot memory unmapped while the guest runs", NR_UNMAP_RACE_RESULTS, NULL, test_unmap_race },
 	{ "leaks", 1, NULL, test_leaks },
 };
 

@@ -130,11 +130,25 @@ void* kvmlike_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t of
 }
 
 int kvmlike_munmap(void* addr, size_t len) {
+  void* change = kvmlike_host_range_change(addr, len);
   int r = munmap(addr, len);
+  kvmlike_host_range_done(change);
   if (r == 0)
     if (Frontend* f = frontend::GetIfCreated()) f->fds.RemoveMappings(addr, len);
   return r;
 }
+
+void* kvmlike_host_range_change(const void* addr, size_t len) {
+  Frontend* f = frontend::GetIfCreated();
+  if (!f) return nullptr;
+  auto begin = base::Hva(reinterpret_cast<uintptr_t>(addr));
+  // A length the kernel will refuse changes nothing; clamp rather than wrap.
+  uint64_t room = ~uint64_t{0} - begin.value();
+  return f->system.BeginHostRangeChange(base::HvaRange::FromCount(begin, std::min<uint64_t>(len, room)))
+      .release();
+}
+
+void kvmlike_host_range_done(void* token) { delete static_cast<kvmlike::HostRangeChange*>(token); }
 
 void kvmlike_mremapped(void* old_addr, size_t old_len, void* new_addr, size_t new_len) {
   if (Frontend* f = frontend::GetIfCreated()) f->fds.MoveMappings(old_addr, old_len, new_addr, new_len);

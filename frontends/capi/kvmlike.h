@@ -58,6 +58,16 @@ void *kvmlike_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 int kvmlike_munmap(void *addr, size_t len);
 
 /*
+ * The program's memory in [addr, addr+len) is about to be unmapped, moved or
+ * replaced (munmap, mremap, mmap with MAP_FIXED) by a call kvmlike does not
+ * make itself: memslots backed by it stop using it first, as KVM's MMU
+ * notifier does. Returns a token for kvmlike_host_range_done, to be called
+ * once the kernel call returned (NULL: nothing to end).
+ */
+void *kvmlike_host_range_change(const void *addr, size_t len);
+void kvmlike_host_range_done(void *token);
+
+/*
  * The kernel moved or resized [old_addr, +old_len) to [new_addr, +new_len)
  * (mremap): kvmlike mappings there follow it.
  */

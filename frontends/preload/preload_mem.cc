@@ -3,11 +3,13 @@
 // while it is mapped, as in Linux).
 //
 // mremap of a kvmlike mapping moves its use with it; madvise answers what Linux refuses on
-// guest_memfd mappings (MADV_COLLAPSE). mprotect is not interposed: it changes nothing
-// kvmlike tracks.
+// guest_memfd mappings (MADV_COLLAPSE). munmap, mremap and mmap(MAP_FIXED) of any other
+// memory first make guest memory slots stop using it (kvmlike_host_range_change). mprotect
+// is not interposed.
 #include <sys/mman.h>
 
 #include <cstdarg>
+#include <optional>
 
 #include "frontends/preload/preload_abi.h"
 #include "frontends/preload/preload_hooks.h"
@@ -23,18 +25,42 @@ bool MapsKvmlikeFd(int flags, int fd) {
 
 namespace libc = preload::libc;
 
+namespace {
+
+// Brackets a kernel call that unmaps, moves or replaces the program's memory
+// in a range, so that guest memory slots stop using it first (KVM's MMU
+// notifier; kvmlike_host_range_change).
+class HostRangeChange {
+ public:
+  HostRangeChange(const void* addr, size_t len) : token_(kvmlike_host_range_change(addr, len)) {}
+  ~HostRangeChange() { kvmlike_host_range_done(token_); }
+  HostRangeChange(const HostRangeChange&) = delete;
+  HostRangeChange& operator=(const HostRangeChange&) = delete;
+
+ private:
+  void* token_;
+};
+
+}  // namespace
+
+// MAP_FIXED replaces whatever was mapped at addr.
 PRELOAD_EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   if (preload::MapsKvmlikeFd(flags, fd)) return kvmlike_mmap(addr, len, prot, flags, fd, off);
+  if (!(flags & MAP_FIXED)) return libc::mmap(addr, len, prot, flags, fd, off);
+  HostRangeChange change(addr, len);
   return libc::mmap(addr, len, prot, flags, fd, off);
 }
 
 PRELOAD_EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) {
   if (preload::MapsKvmlikeFd(flags, fd)) return kvmlike_mmap(addr, len, prot, flags, fd, off);
+  if (!(flags & MAP_FIXED)) return libc::mmap64(addr, len, prot, flags, fd, off);
+  HostRangeChange change(addr, len);
   return libc::mmap64(addr, len, prot, flags, fd, off);
 }
 
 PRELOAD_EXPORT int munmap(void* addr, size_t len) {
   if (kvmlike_owns_range(addr, len)) return kvmlike_munmap(addr, len);
+  HostRangeChange change(addr, len);
   return libc::munmap(addr, len);
 }
 
@@ -44,7 +70,14 @@ PRELOAD_EXPORT void* mremap(void* old_addr, size_t old_len, size_t new_len, int 
   void* new_addr = (flags & MREMAP_FIXED) ? va_arg(ap, void*) : nullptr;
   va_end(ap);
   bool owned = kvmlike_owns_range(old_addr, old_len);
-  void* r = libc::mremap(old_addr, old_len, new_len, flags, new_addr);
+  void* r;
+  {
+    // MREMAP_FIXED also replaces whatever was mapped at the target.
+    HostRangeChange change(old_addr, old_len);
+    std::optional<HostRangeChange> target;
+    if (flags & MREMAP_FIXED) target.emplace(new_addr, new_len);
+    r = libc::mremap(old_addr, old_len, new_len, flags, new_addr);
+  }
   if (owned && r != MAP_FAILED) kvmlike_mremapped(old_addr, old_len, r, new_len);
   return r;
 }

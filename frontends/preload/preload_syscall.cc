@@ -77,11 +77,16 @@ long Route(long nr, const SyscallArgs& a) {
                                                    Int(a[2]), Int(a[3]), Int(a[4]), a[5]));
       }
       break;
-    case SYS_munmap:
+    case SYS_munmap: {
       if (kvmlike_owns_range(Ptr<void>(a[0]), static_cast<size_t>(a[1]))) {
         return kvmlike_munmap(Ptr<void>(a[0]), static_cast<size_t>(a[1]));
       }
-      break;
+      // Guest memory slots stop using the range first (kvmlike_host_range_change).
+      void* change = kvmlike_host_range_change(Ptr<void>(a[0]), static_cast<size_t>(a[1]));
+      long r = PassThrough(nr, a);
+      kvmlike_host_range_done(change);
+      return r;
+    }
     case SYS_fallocate:
       if (Owns(a[0])) return kvmlike_fallocate(Int(a[0]), Int(a[1]), a[2], a[3]);
       break;

@@ -190,6 +190,15 @@ bool kvmlike_answers_file_io(int fd) { return kvmlike_owns_fd(fd); }
 int kvmlike_sigaction(int, const struct sigaction*, struct sigaction*) { return -2; }
 int kvmlike_madvise(void*, size_t, int) { return -2; }
 void kvmlike_mremapped(void*, size_t, void*, size_t) {}
+void* kvmlike_host_range_change(const void* addr, size_t len) {
+  ++g_log.host_range_change;
+  g_log.host_range_addr = reinterpret_cast<unsigned long>(addr);
+  g_log.host_range_len = len;
+  return &g_log;  // any non-null token
+}
+void kvmlike_host_range_done(void* token) {
+  if (token == &g_log) ++g_log.host_range_done;
+}
 void kvmlike_fds_closed(unsigned int first, unsigned int last) {
   for (unsigned int fd = first; fd <= last && fd < 65536; fd++)
     if (kvmlike_owns_fd(static_cast<int>(fd))) kvmlike_fd_closed(static_cast<int>(fd));

@@ -30,6 +30,10 @@ struct FakeCapiLog {
   int fcntl, fcntl_cmd;
   int file_op, file_op_op;
   int atfork_child;
+  // kvmlike_host_range_change / _done: calls, the latest range, and whether
+  // every change was done (the token came back) before the next began.
+  int host_range_change, host_range_done;
+  unsigned long host_range_addr, host_range_len;
 };
 
 extern "C" {

@@ -88,6 +88,13 @@ struct TempFile {
   }
 };
 
+// Clears the record of kvmlike_host_range_change/_done calls, which every
+// munmap makes, for tests that check nothing else reached kvmlike.
+void ForgetHostRangeCalls() {
+  Log().host_range_change = Log().host_range_done = 0;
+  Log().host_range_addr = Log().host_range_len = 0;
+}
+
 // Runs `child` in a forked child and returns its exit status.
 template <typename Child>
 int InChild(pid_t (*fork_fn)(), Child child) {
@@ -356,6 +363,35 @@ TEST_CASE_FIXTURE(Fresh, "mmap of a kvmlike fd and munmap of its range reach kvm
   close(kvm);
 }
 
+TEST_CASE_FIXTURE(Fresh, "munmap, mremap and MAP_FIXED of other memory are bracketed for guest slots") {
+  auto* p = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != MAP_FAILED);
+  CHECK(Log().host_range_change == 0);  // a new mapping replaces nothing
+  REQUIRE(mmap(p, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p);
+  CHECK(Log().host_range_change == 1);
+  CHECK(Log().host_range_addr == reinterpret_cast<unsigned long>(p));
+  CHECK(Log().host_range_len == 4096);
+  CHECK(munmap(p, 8192) == 0);
+  CHECK(Log().host_range_change == 2);
+  CHECK(Log().host_range_len == 8192);
+  p = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != MAP_FAILED);
+  void* moved = mremap(p, 8192, 16384, MREMAP_MAYMOVE);
+  REQUIRE(moved != MAP_FAILED);
+  CHECK(Log().host_range_change == 3);  // the moved-from range
+  CHECK(Log().host_range_addr == reinterpret_cast<unsigned long>(p));
+  CHECK(Log().host_range_len == 8192);
+  void* target = mmap(nullptr, 16384, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(target != MAP_FAILED);
+  REQUIRE(mremap(moved, 16384, 16384, MREMAP_MAYMOVE | MREMAP_FIXED, target) == target);
+  CHECK(Log().host_range_change == 5);  // the moved-from range, then the target replaced
+  CHECK(Log().host_range_addr == reinterpret_cast<unsigned long>(target));
+  CHECK(munmap(target, 16384) == 0);
+  CHECK(Log().host_range_change == 6);
+  CHECK(Log().host_range_done == 6);  // each ended after its kernel call
+  CHECK(Log().munmap == 0);           // not a kvmlike mapping
+}
+
 TEST_CASE_FIXTURE(Fresh, "read, write, lseek and friends are refused through kvmlike_file_op") {
   int kvm = OpenKvm();
   struct Call {
@@ -592,6 +628,10 @@ TEST_CASE_FIXTURE(Fresh, "a regular file is untouched by the interposer") {
   CHECK(dup2(fd, copy) == copy);
   CHECK(close(copy) == 0);
 
+  // Unmapping the program's memory is announced (it could back a guest slot).
+  CHECK(Log().host_range_change == 1);
+  CHECK(Log().host_range_done == 1);
+  ForgetHostRangeCalls();
   FakeCapiLog untouched{};
   CHECK(std::memcmp(&Log(), &untouched, sizeof(untouched)) == 0);
   close(kvm);
@@ -635,6 +675,9 @@ TEST_CASE_FIXTURE(Fresh, "syscall passes foreign calls through with all six argu
   REQUIRE(p != MAP_FAILED);
   CHECK(p[0] == 'B');
   CHECK(syscall(SYS_munmap, p, 4096L) == 0);
+  CHECK(Log().host_range_change == 1);  // as in munmap
+  CHECK(Log().host_range_done == 1);
+  ForgetHostRangeCalls();
   FakeCapiLog untouched{};
   CHECK(std::memcmp(&Log(), &untouched, sizeof(untouched)) == 0);
 }
