@@ -166,7 +166,7 @@ void Vm::ZapLocked(GfnRange range) {
   stats_->Add(vmstat::kZaps);
   stats_->Add(vmstat::kZappedPages, n);
   PublishTdpStats();
-  tlb_gen_.fetch_add(1, std::memory_order_acq_rel);
+  tlb_gen_.fetch_add(1, std::memory_order_seq_cst);  // see Vcpu::Run
 }
 
 void Vm::ZapSlot(const Memslot& slot) {

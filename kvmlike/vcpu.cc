@@ -202,7 +202,12 @@ void Vcpu::CompletePendingExit(VcpuMemory& mem) {
 Result<long> Vcpu::Run(unsigned long arg) {
   if (arg) return Error::kInvalid;
   VcpuMemory mem(*this);
-  in_guest_.store(true, std::memory_order_release);
+  // Sequentially consistent, as are the generation's load at each access and
+  // the zapper's increment and its read of in_guest_: either SyncTlbs sees this
+  // vCPU in guest mode and waits for it, or the vCPU's first access sees the
+  // new generation. (With release/acquire only, the store here and the load
+  // of the generation may pass each other, and neither side would notice.)
+  in_guest_.store(true, std::memory_order_seq_cst);
   CompletePendingExit(mem);
   if (run_->immediate_exit) {
     in_guest_.store(false, std::memory_order_release);

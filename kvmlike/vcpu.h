@@ -52,7 +52,7 @@ class Vcpu final : public FdObject {
 
   // Another thread changed translations (Vm::FlushRemoteTlbs): while this
   // vCPU is in guest mode, it acknowledges at its next memory access.
-  bool in_guest() const { return in_guest_.load(std::memory_order_acquire); }
+  bool in_guest() const { return in_guest_.load(std::memory_order_seq_cst); }
   uint64_t tlb_gen_acked() const { return tlb_gen_acked_.load(std::memory_order_acquire); }
 
  private:

@@ -127,7 +127,8 @@ class Vm final : public FdObject {
 
   // TLB shootdown: the generation vCPUs compare with at each access, and the
   // wait for every vCPU in guest mode to have seen the current one.
-  uint64_t tlb_gen() const { return tlb_gen_.load(std::memory_order_acquire); }
+  // Sequentially consistent with vCPUs entering guest mode (Vcpu::Run).
+  uint64_t tlb_gen() const { return tlb_gen_.load(std::memory_order_seq_cst); }
   void SyncTlbs() TA_EXCLUDES(vcpus_lock_);
 
   bool hypercall_exit_enabled(uint64_t nr) const {
