@@ -36,23 +36,39 @@ class VcpuMemory final : public x86::GuestMemory {
  public:
   explicit VcpuMemory(Vcpu& v) : v_(v), vm_(*v.vm_) {}
 
+  // The hit path is a few loads and stores nothing: a flush to acknowledge or
+  // a miss goes to Slow, a tail call, so that a hit saves no registers (a
+  // guest store to uncached memory holds up every host store behind it).
   x86::Translation Translate(base::Gpa gpa, x86::AccessKind kind) override {
-    uint64_t gen = vm_.tlb_gen();
-    if (gen != v_.tlb_gen_acked_.load(std::memory_order_relaxed)) {
-      v_.tlb_.Flush();
-      v_.tlb_gen_acked_.store(gen, std::memory_order_release);
-    }
-    base::Gfn gfn = base::GpaToGfn(gpa);
-    bool write = kind == x86::AccessKind::kWrite, exec = kind == x86::AccessKind::kFetch;
-    uint64_t offset = gpa.value() & (base::kPageSize - 1);
-    if (uint8_t* host = v_.tlb_.Lookup(Tag(), gfn, write, exec)) return {x86::MemOutcome::kOk, host + offset};
-    return Miss(gpa, gfn, kind, offset);
+    if (vm_.tlb_gen() != v_.tlb_gen_acked_.load(std::memory_order_relaxed)) [[unlikely]]
+      return Slow(gpa, kind);
+    if (uint8_t* host = Lookup(gpa, kind)) [[likely]] return {x86::MemOutcome::kOk, host};
+    return Slow(gpa, kind);
   }
 
   Error exit_error() const { return exit_error_; }
 
  private:
   uint16_t Tag() const { return static_cast<uint16_t>(v_.id_ + 1); }  // the vCPU's VPID
+
+  // gpa's host byte if the TLB has its page for this access, else null.
+  uint8_t* Lookup(base::Gpa gpa, x86::AccessKind kind) const {
+    bool write = kind == x86::AccessKind::kWrite, exec = kind == x86::AccessKind::kFetch;
+    uint8_t* page = v_.tlb_.Lookup(Tag(), base::GpaToGfn(gpa), write, exec);
+    return page ? page + (gpa.value() & (base::kPageSize - 1)) : nullptr;
+  }
+
+  // Acknowledges a shootdown (flushing the TLB), then looks up again and
+  // handles a miss.
+  [[gnu::noinline]] x86::Translation Slow(base::Gpa gpa, x86::AccessKind kind) {
+    uint64_t gen = vm_.tlb_gen();
+    if (gen != v_.tlb_gen_acked_.load(std::memory_order_relaxed)) {
+      v_.tlb_.Flush();
+      v_.tlb_gen_acked_.store(gen, std::memory_order_release);
+    }
+    if (uint8_t* host = Lookup(gpa, kind)) return {x86::MemOutcome::kOk, host};
+    return Miss(gpa, base::GpaToGfn(gpa), kind, gpa.value() & (base::kPageSize - 1));
+  }
 
   // A TLB miss walks the second-level table first; only a missing (or too
   // weak) leaf is a two-dimensional fault.
