@@ -208,16 +208,24 @@ GfnRange SlotGfnsIn(const Memslot& slot, base::HvaRange range) {
 
 }  // namespace
 
+// The slots are read first: one created meanwhile can map nothing in range
+// (the System registered the change before calling here), and zapping the
+// GFNs of one deleted meanwhile is harmless.
 void Vm::ZapHostRange(base::HvaRange range) {
+  std::vector<GfnRange> zap;
   {
-    base::MutexGuard g(mmu_lock_);
     base::SrcuReadGuard srcu(srcu_);
     for (auto& as : as_)
       as.Read([&](auto& set) {
         set.ForEach([&](Memslot& slot) {
-          if (GfnRange gfns = SlotGfnsIn(slot, range); !gfns.empty()) ZapLocked(gfns);
+          if (GfnRange gfns = SlotGfnsIn(slot, range); !gfns.empty()) zap.push_back(gfns);
         });
       });
+  }
+  if (zap.empty()) return;
+  {
+    base::MutexGuard g(mmu_lock_);
+    for (GfnRange gfns : zap) ZapLocked(gfns);
   }
   SyncTlbs();
 }

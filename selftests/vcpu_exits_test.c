@@ -5,8 +5,8 @@
  * memslot (writes and reads, completed by the VMM), guest RAM seen from the
  * host and the other way round, the switch from real mode to 32-bit
  * protected mode, exceptions handled by the guest, a triple fault, a
- * KVM_MEM_READONLY slot, and a slot whose memory the VMM unmaps (between runs,
- * and again and again while a vCPU thread stores to it).
+ * KVM_MEM_READONLY slot, and a slot whose memory the VMM unmaps between runs,
+ * or replaces again and again while a vCPU thread stores to it.
  *
  * Each program runs from slot 0 backed by anonymous memory and, in its own
  * section, by a guest_memfd created MMAP|INIT_SHARED (the slot's
@@ -784,10 +784,13 @@ static void *race_vcpu_thread(void *arg)
 }
 
 /*
- * The VMM unmaps and remaps a slot's memory again and again while a vCPU
- * thread keeps storing to it: no store reaches unmapped memory (the process
- * survives), each access in a gap is reported as above, and once the memory
- * stays mapped the guest's stores land in it.
+ * The VMM takes a slot's memory away and gives it back again and again while
+ * a vCPU thread keeps storing to it: no store reaches memory that is gone
+ * (the process survives), each access in a gap is reported as above, and once
+ * the memory stays the guest's stores land in it. The memory is replaced with
+ * MAP_FIXED by an inaccessible mapping and back, never unmapped: a free
+ * address could be taken meanwhile by another thread's mmap (an allocator's),
+ * which the next MAP_FIXED would then destroy.
  */
 static void test_unmap_race(void)
 {
@@ -808,10 +811,11 @@ static void test_unmap_race(void)
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	do {
-		TEST_ASSERT(munmap(page, PAGE_SIZE) == 0, "munmap slot 1's memory");
+		TEST_ASSERT(mmap(page, PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+				 -1, 0) == page, "replace slot 1's memory by an inaccessible mapping");
 		usleep(50);
 		TEST_ASSERT(mmap(page, PAGE_SIZE, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == page, "remap");
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == page, "new memory");
 		usleep(50);
 		remaps++;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -834,7 +838,7 @@ static void test_unmap_race(void)
 	printf("# %lu remaps; %lu KVM_RUN returns: %lu memory-fault, %lu MMIO, %lu unexpected\n",
 	       remaps, v.runs, v.fault_exits, v.mmio_exits, v.unexpected);
 	kvm_test(v.unexpected == 0,
-		 "slot memory unmapped and remapped %lu times while the guest stores to it: every "
+		 "slot memory taken away and given back %lu times while the guest stores to it: every "
 		 "KVM_RUN return is EINTR, a memory-fault exit or an MMIO write at GPA 0x50000", remaps);
 	kvm_test(landed, "once the memory stays mapped, the guest's stores land in it");
 
@@ -873,7 +877,7 @@ static const struct kvm_section sections[] = {
 	{ "exceptions, guest_memfd", NR_EXCEPTION_RESULTS, need_gmem_shared, test_exc_gmem },
 	{ "read-only slot", NR_READONLY_RESULTS, need_readonly_mem, test_readonly_slot },
 	{ "slot memory unmapped by the VMM", NR_UNMAP_RESULTS, NULL, test_unmapped_slot_memory },
-	{ "slot memory unmapped while the guest runs", NR_UNMAP_RACE_RESULTS, NULL, test_unmap_race },
+	{ "slot memory replaced while the guest runs", NR_UNMAP_RACE_RESULTS, NULL, test_unmap_race },
 	{ "leaks", 1, NULL, test_leaks },
 };
 
