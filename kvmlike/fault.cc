@@ -208,20 +208,19 @@ GfnRange SlotGfnsIn(const Memslot& slot, base::HvaRange range) {
 
 }  // namespace
 
-// The slots are read first: one created meanwhile can map nothing in range
-// (the System registered the change before calling here), and zapping the
-// GFNs of one deleted meanwhile is harmless.
+// Under slots_lock_, as a memslot update: a slot being deleted has left the
+// set before its mappings are zapped (DeleteSlot), and a walk of the set in
+// that window would miss them. A slot created meanwhile can map nothing in
+// range (the System registered the change before calling here).
 void Vm::ZapHostRange(base::HvaRange range) {
+  base::MutexGuard slots(slots_lock_);
   std::vector<GfnRange> zap;
-  {
-    base::SrcuReadGuard srcu(srcu_);
-    for (auto& as : as_)
-      as.Read([&](auto& set) {
-        set.ForEach([&](Memslot& slot) {
-          if (GfnRange gfns = SlotGfnsIn(slot, range); !gfns.empty()) zap.push_back(gfns);
-        });
+  for (auto& as : as_)
+    as.Read([&](auto& set) {
+      set.ForEach([&](Memslot& slot) {
+        if (GfnRange gfns = SlotGfnsIn(slot, range); !gfns.empty()) zap.push_back(gfns);
       });
-  }
+    });
   if (zap.empty()) return;
   {
     base::MutexGuard g(mmu_lock_);

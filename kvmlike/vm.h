@@ -101,7 +101,7 @@ class Vm final : public FdObject {
   // The VMM's memory in range is about to be unmapped, moved or replaced
   // (System::BeginHostRangeChange): zaps the GFNs of every slot that maps it;
   // returns once every vCPU has dropped cached translations.
-  void ZapHostRange(base::HvaRange range) TA_EXCLUDES(mmu_lock_, vcpus_lock_);
+  void ZapHostRange(base::HvaRange range) TA_EXCLUDES(slots_lock_, mmu_lock_, vcpus_lock_);
 
   const AttributeMap& attributes() const { return attributes_; }
 

@@ -1,7 +1,8 @@
 // kvmlike_stress: the concurrency stress test (DESIGN §4, §7). vCPU threads
 // run a guest that keeps writing and reading back its pages, shared and
 // private, while mutator threads punch holes in the guest_memfd, convert
-// pages between private and shared, and delete and recreate memslots. After
+// pages between private and shared, delete and recreate memslots, and
+// announce changes of the VMM memory behind the shared side (MMU notifier). After
 // every mutator step the test stops all mutations (not the vCPUs) and checks:
 //   - every second-level leaf of the region maps what the GFN is now: the
 //     guest_memfd's current page for a private GFN (never a freed or foreign
@@ -274,7 +275,8 @@ class FairSharedMutex {
 
 struct Counters {
   std::atomic<uint64_t> punches{0}, converts{0}, converted_pages{0}, slot_deletes{0},
-      slot_creates{0}, checks{0}, leaves_private{0}, leaves_shared{0}, unmapped{0};
+      slot_creates{0}, host_changes{0}, checks{0}, leaves_private{0}, leaves_shared{0},
+      unmapped{0};
   std::atomic<uint64_t> runs{0}, exit_io{0}, exit_mmio{0}, exit_hypercall{0}, exit_memfault{0},
       exit_intr{0}, vcpu_recreates{0}, zero_readbacks{0};
 };
@@ -309,6 +311,7 @@ class Stress {
   void PunchThread();
   void ConvertThread();
   void SlotThread();
+  void HostRangeThread();
 
   // vCPU exits.
   bool HandleExit(int v, long r, VcpuCtx& ctx);
@@ -834,6 +837,39 @@ void Stress::SlotThread() {
   }
 }
 
+// Changes of the VMM's memory behind the shared side, as kvmlike's MMU
+// notifier sees munmap/mremap/MAP_FIXED (the memory itself stays, so the
+// guest's data does): while a change is in progress no leaf may map a host
+// page inside it, whatever the faults racing it do; afterwards they map it
+// again (the checks see the usual state).
+void Stress::HostRangeThread() {
+  std::mt19937_64 rng(seed_ ^ 0x4444);
+  while (!stopping()) {
+    int first = static_cast<int>(rng() % kRegionPages);
+    int n = std::min(1 + static_cast<int>(rng() % 8), kRegionPages - first);
+    auto range = base::HvaRange::FromCount(base::Hva(reinterpret_cast<uint64_t>(SharedPage(first))),
+                                           base::PagesToBytes(n));
+    {
+      std::shared_lock g(lock_);
+      std::unique_ptr<HostRangeChange> change = sys_.BeginHostRangeChange(range);
+      if (!change) Violation("a change of the region's shared memory was not begun");
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 100));  // faults race it
+      for (int p = first; p < first + n; p++) {
+        std::optional<mmu::Leaf> leaf = vm_->WalkTdp(RegionGfn(p));
+        auto* host = leaf ? reinterpret_cast<uint8_t*>(leaf->PageOf(RegionGfn(p)).value()) : nullptr;
+        if (host && range.Contains(base::Hva(reinterpret_cast<uint64_t>(host))))
+          Violation("GPA %#llx maps host %p inside a host-range change in progress",
+                    static_cast<unsigned long long>(RegionGpa(p).value()), static_cast<void*>(host));
+      }
+    }
+    c_.host_changes++;
+    char what[64];
+    snprintf(what, sizeof(what), "host-range change of pages [%d, %d)", first, first + n);
+    Check(what);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300));
+  }
+}
+
 // ------------------------------------------------------------------ checks
 
 void Stress::Check(const char* after) {
@@ -935,6 +971,7 @@ void Stress::Run() {
   mutator_threads_.emplace_back([this] { PunchThread(); });
   mutator_threads_.emplace_back([this] { ConvertThread(); });
   mutator_threads_.emplace_back([this] { SlotThread(); });
+  mutator_threads_.emplace_back([this] { HostRangeThread(); });
   auto end = Clock::now() + std::chrono::duration<double>(seconds_);
   while (Clock::now() < end && !stopping()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
@@ -1002,8 +1039,8 @@ void Stress::PrintSummary(double stop_ms) {
   printf("kvmlike_stress: %.1f s, seed %#llx, %d vCPUs, %d region pages in %d slots\n", seconds_,
          static_cast<unsigned long long>(seed_), kVcpus, kRegionPages, kSlots);
   printf("  mutator steps: %llu punches, %llu conversions (%llu pages), %llu slot deletions, "
-         "%llu slot creations\n", n(c_.punches), n(c_.converts), n(c_.converted_pages),
-         n(c_.slot_deletes), n(c_.slot_creates));
+         "%llu slot creations, %llu host-range changes\n", n(c_.punches), n(c_.converts),
+         n(c_.converted_pages), n(c_.slot_deletes), n(c_.slot_creates), n(c_.host_changes));
   printf("  checks %llu: leaves private %llu, shared %llu, unmapped %llu\n", n(c_.checks),
          n(c_.leaves_private), n(c_.leaves_shared), n(c_.unmapped));
   printf("  KVM_RUN %llu: memory-fault %llu, MMIO %llu, hypercall %llu, report %llu, EINTR %llu; "
