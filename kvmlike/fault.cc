@@ -49,7 +49,7 @@ FaultResult Vm::HandleFault(base::Gpa gpa, AccessKind kind) {
   FaultResult r = is_private ? FaultPrivate(*slot, gfn) : FaultShared(*slot, gfn, kind);
   if (r.outcome != FaultOutcome::kFixed) return r;
   mmu::Perm perm;
-  perm.write = !(slot->flags() & KVM_MEM_READONLY);
+  perm.write = !(slot->flags() & KVM_MEM_READONLY) && r.host_writable;
   return Install(gfn, r.host, mmu::PageSize::k4K, perm, seq);
 }
 
@@ -102,7 +102,11 @@ FaultResult Vm::FaultGmem(Memslot& slot, Gfn gfn, uint64_t exit_flags) {
 
 // Shared accesses: slots bound to an MMAP-capable guest_memfd are served from
 // it (KVM_MEMSLOT_GMEM_ONLY); other slots from the VMM's memory, which must be
-// there — a hole becomes a memory-fault exit with EFAULT, not a crash.
+// there — a hole becomes a memory-fault exit with EFAULT, not a crash. A read
+// maps the VMM's page read-only (it may be mapped so: a write through the
+// leaf would fault kvmlike itself); the first write faults again, checks the
+// page is writable, and maps it writable, as KVM maps a page writable only
+// when the host's mapping allows it.
 FaultResult Vm::FaultShared(Memslot& slot, Gfn gfn, AccessKind kind) {
   if (kind == AccessKind::kWrite && (slot.flags() & KVM_MEM_READONLY))
     return {FaultOutcome::kMmio};
@@ -113,9 +117,11 @@ FaultResult Vm::FaultShared(Memslot& slot, Gfn gfn, AccessKind kind) {
   // Touches the page once through a fault-safe copy: it must be mapped (and
   // is now resident) before the interpreter dereferences it.
   if (!base::CopyFromUser(&probe, hva, 1).ok()) return MemoryFaultExit(Error::kFault, 0);
-  if (kind == AccessKind::kWrite && !base::ProbeUserWrite(hva).ok())
-    return MemoryFaultExit(Error::kFault, 0);
-  return {FaultOutcome::kFixed, reinterpret_cast<uint8_t*>(hva)};
+  bool write = kind == AccessKind::kWrite;
+  if (write && !base::ProbeUserWrite(hva).ok()) return MemoryFaultExit(Error::kFault, 0);
+  FaultResult r{FaultOutcome::kFixed, reinterpret_cast<uint8_t*>(hva)};
+  r.host_writable = write;
+  return r;
 }
 
 FaultResult Vm::Install(Gfn gfn, uint8_t* host, mmu::PageSize size, mmu::Perm perm, FaultSeq seq) {

@@ -64,6 +64,7 @@ struct FaultResult {
   uint8_t* host = nullptr;  // kFixed: host address of the 4 KiB page
   base::Error err = base::Error::kFault;  // kExit
   uint64_t exit_flags = 0;  // kExit: memory_fault.flags
+  bool host_writable = true;  // kFixed: the host page may be written (else a read-only leaf)
 };
 
 class Vm final : public FdObject {

@@ -14,10 +14,12 @@
  *
  * What the walk must show, as hardware EPT would:
  *   - a page of an ordinary anonymous slot the guest touched: a 4 KiB leaf
- *     (level 1) in EPT format (default VM), read|write|exec, whose host
- *     address is exactly the slot's userspace_addr + the page's offset,
- *     marked accessed (and dirty once the guest wrote it); the raw entry
- *     says the same;
+ *     (level 1) in EPT format (default VM), whose host address is exactly
+ *     the slot's userspace_addr + the page's offset, marked accessed (and
+ *     dirty once the guest wrote it); read|exec while the guest only read it
+ *     (kvmlike maps the VMM's memory writable only once a write found it
+ *     writable: it may be mapped read-only), read|write|exec once written;
+ *     the raw entry says the same;
  *   - a page nobody touched, a GPA without a slot, a page of a deleted
  *     slot: ENOENT;
  *   - a KVM_MEM_READONLY slot's page: no write permission;
@@ -60,6 +62,7 @@
 #define PRIVATE KVM_MEMORY_ATTRIBUTE_PRIVATE
 #define PUNCH (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
 #define PERM_RWX (KVMLIKE_PERM_READ | KVMLIKE_PERM_WRITE | KVMLIKE_PERM_EXEC)
+#define PERM_RX (KVMLIKE_PERM_READ | KVMLIKE_PERM_EXEC)
 
 /* EPT leaf bits (Intel SDM 29.3.2): R, W, X, accessed, dirty, address. */
 #define EPT_RWX 0x7ull
@@ -184,7 +187,7 @@ static int poison(int vm, int fd, uint64_t offset)
 /* ======================================= an ordinary anonymous slot */
 
 /*
- * A leaf of a 4 KiB page of ordinary memory: level 1, EPT, read|write|exec,
+ * A leaf of a 4 KiB page of ordinary memory: level 1, EPT, permissions perm,
  * host exactly hva. Prints the difference otherwise.
  */
 static bool leaf_is(const struct kvmlike_walk_gpa *w, uint32_t perm, uint64_t hva)
@@ -234,13 +237,13 @@ static void test_anon_slot(void)
 	bool ran = guest_read(&e, read_page + 8, &v) && v == *(uint32_t *)(mem + PAGE_SIZE + 8);
 	kvm_test(ran, "the guest reads page 1 of an anonymous slot (its host bytes)");
 	bool walked = ran && walk_ok(e.vm, read_page, &w);
-	kvm_test(walked && leaf_is(&w, PERM_RWX, (uintptr_t)mem + PAGE_SIZE),
-		 "KVMLIKE_WALK_GPA of the read page: level 1, EPT, read|write|exec, host == "
+	kvm_test(walked && leaf_is(&w, PERM_RX, (uintptr_t)mem + PAGE_SIZE),
+		 "KVMLIKE_WALK_GPA of the read page: level 1, EPT, read|exec, host == "
 		 "userspace_addr + 0x1000");
 	kvm_test(walked && flags_are(&w, KVMLIKE_LEAF_ACCESSED),
 		 "... flags ACCESSED, not DIRTY (the guest only read it)");
 	kvm_test(walked && raw_agrees(&w),
-		 "... the raw EPT entry has that address, R|W|X bits and A/D bits");
+		 "... the raw EPT entry has that address, R|X bits and A/D bits");
 
 	ran = guest_write(&e, write_page + 4, GUEST_WORD) &&
 	      *(uint32_t *)(mem + 2 * PAGE_SIZE + 4) == GUEST_WORD;

@@ -6,7 +6,8 @@
  * host and the other way round, the switch from real mode to 32-bit
  * protected mode, exceptions handled by the guest, a triple fault, a
  * KVM_MEM_READONLY slot, and a slot whose memory the VMM unmaps between runs,
- * or replaces again and again while a vCPU thread stores to it.
+ * write-protects, or replaces again and again while a vCPU thread stores to
+ * it.
  *
  * Each program runs from slot 0 backed by anonymous memory and, in its own
  * section, by a guest_memfd created MMAP|INIT_SHARED (the slot's
@@ -680,6 +681,36 @@ static const uint8_t rm_unmap_code[] = {
 #define RM_UNMAP_HLT1 0x100b
 #define RM_UNMAP_HLT2 0x1011
 
+/* How KVM_RUN reported the guest's store of 0x22 to UNMAP_GPA + 1. */
+enum store_report { STORE_NOT_REPORTED, STORE_FAULT_EXIT, STORE_MMIO_EXIT };
+
+/*
+ * Runs the vCPU into a store of 0x22 to UNMAP_GPA + 1 whose memory is gone or
+ * read-only. Either the fault path refuses the page (TDP KVM, kvmlike):
+ * -1/EFAULT with a memory-fault exit, the store not done; or KVM's
+ * instruction emulator (the kernel here) cannot reach the memory and hands
+ * the store to the VMM as an MMIO write, done.
+ */
+static enum store_report run_into_lost_store(struct vcpu_env *e, const char **got)
+{
+	static char buf[96];
+	errno = 0;
+	int r = __vcpu_run(e->vcpu);
+	int err = errno;
+	const struct kvm_run_memory_fault *mf = kvm_run_mem_fault(e->run);
+	snprintf(buf, sizeof(buf), "%d/%s, %s", r, r ? strerror(err) : "0",
+		 exit_reason_str(e->run->exit_reason));
+	*got = buf;
+	if (r == -1 && err == EFAULT && e->run->exit_reason == KVM_EXIT_MEMORY_FAULT &&
+	    mf->gpa == UNMAP_GPA && mf->size == PAGE_SIZE && mf->flags == 0)
+		return STORE_FAULT_EXIT;
+	if (r == 0 && e->run->exit_reason == KVM_EXIT_MMIO && e->run->mmio.phys_addr == UNMAP_GPA + 1 &&
+	    e->run->mmio.len == 1 && e->run->mmio.is_write && e->run->mmio.data[0] == 0x22)
+		return STORE_MMIO_EXIT;
+	vcpu_print_exit(e->vcpu, e->run);
+	return STORE_NOT_REPORTED;
+}
+
 /*
  * The VMM unmaps the memory behind a slot the guest has used, without
  * deleting the slot (a VMM bug KVM survives: its MMU notifier takes the
@@ -700,27 +731,13 @@ static void test_unmapped_slot_memory(void)
 	kvm_test(ok && page[0] == 0x11, "the store reached the slot's memory (host sees 0x11)");
 
 	TEST_ASSERT(munmap(page, PAGE_SIZE) == 0, "munmap slot 1's memory");
-	errno = 0;
-	int r = __vcpu_run(e.vcpu);
-	int err = errno;
-	/*
-	 * Either the fault path refuses the page (TDP KVM, kvmlike): -1/EFAULT
-	 * with a memory-fault exit, the store not done; or KVM's instruction
-	 * emulator (the kernel here) cannot read or write the memory and hands
-	 * the store to the VMM as an MMIO write, done.
-	 */
-	const struct kvm_run_memory_fault *mf = kvm_run_mem_fault(e.run);
-	bool fault_exit = r == -1 && err == EFAULT && e.run->exit_reason == KVM_EXIT_MEMORY_FAULT &&
-			  mf->gpa == UNMAP_GPA && mf->size == PAGE_SIZE && mf->flags == 0;
-	bool mmio_exit = r == 0 && e.run->exit_reason == KVM_EXIT_MMIO &&
-			 e.run->mmio.phys_addr == UNMAP_GPA + 1 && e.run->mmio.len == 1 &&
-			 e.run->mmio.is_write && e.run->mmio.data[0] == 0x22;
-	if (!fault_exit && !mmio_exit)
-		vcpu_print_exit(e.vcpu, e.run);
-	kvm_test(fault_exit || mmio_exit,
+	const char *got;
+	enum store_report how = run_into_lost_store(&e, &got);
+	bool fault_exit = how == STORE_FAULT_EXIT;
+	kvm_test(how != STORE_NOT_REPORTED,
 		 "the store to the unmapped memory is reported, not done there: -1/EFAULT with "
 		 "KVM_EXIT_MEMORY_FAULT (GPA 0x50000, 4096, flags 0) or an MMIO write of 0x22 to "
-		 "0x50001 (got %d/%s, %s)", r, r ? strerror(err) : "0", exit_reason_str(e.run->exit_reason));
+		 "0x50001 (got %s)", got);
 
 	TEST_ASSERT(mmap(page, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
 			 -1, 0) == page, "map new memory at the slot's address");
@@ -738,6 +755,70 @@ static void test_unmapped_slot_memory(void)
 	vcpu_env_destroy(&e);
 }
 #define NR_UNMAP_RESULTS 5
+
+/*
+ * Real mode, entered at 0000:1000, slot 1 at UNMAP_GPA: a store, HLT; the
+ * VMM makes the memory read-only; a load, HLT; a store; HLT once the VMM
+ * made it writable again.
+ */
+static const uint8_t rm_protect_code[] = {
+	0xB8, 0x00, 0x50,                   /* 1000  mov ax, 0x5000 */
+	0x8E, 0xD8,                         /* 1003  mov ds, ax             DS base 0x50000 */
+	0xC6, 0x06, 0x00, 0x00, 0x11,       /* 1005  mov byte [0], 0x11 */
+	0xF4,                               /* 100a  hlt                    -> HLT */
+	0x8A, 0x1E, 0x02, 0x00,             /* 100b  mov bl, [2]            read-only now: fine */
+	0xF4,                               /* 100f  hlt                    -> HLT */
+	0xC6, 0x06, 0x01, 0x00, 0x22,       /* 1010  mov byte [1], 0x22     read-only -> exit */
+	0xF4,                               /* 1015  hlt                    -> HLT */
+	0xEB, 0xFD,                         /* 1016  jmp 0x1015 */
+};
+
+/*
+ * The VMM write-protects a slot's memory (mprotect) after the guest wrote it,
+ * without KVM_MEM_READONLY: reads go on, a store is reported and not done
+ * (KVM maps a page writable only while the host's mapping is); once the
+ * memory is writable again the store goes through (or was handed to the VMM
+ * as an MMIO write by the kernel's emulator).
+ */
+static void test_protected_slot_memory(void)
+{
+	struct vcpu_env e;
+	env_real_mode(&e, GUEST_MEM_ANON, rm_protect_code, sizeof(rm_protect_code));
+	uint8_t *page = map_anon(PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	page[2] = 0x5a;
+	set_region2(e.vm, 1, 0, UNMAP_GPA, PAGE_SIZE, (uintptr_t)page, -1, 0);
+
+	const struct exit_step hlt1 = { "HLT after the guest's store to writable slot memory",
+					STEP_HLT, 0x100b, 0, 0, { { 0 } } };
+	bool ok = run_steps(&e, &hlt1, 1, "write-protected slot memory", true);
+	kvm_test(ok && page[0] == 0x11, "the store reached the slot's memory (host sees 0x11)");
+
+	TEST_ASSERT(mprotect(page, PAGE_SIZE, PROT_READ) == 0, "mprotect(PROT_READ)");
+	const struct exit_step hlt2 = { "HLT after a load from the write-protected memory: BL = "
+					"its byte 2 (0x5a)", STEP_HLT, 0x1010, 0, 0,
+					{ { R_RBX, 0xff, 0x5a } } };
+	ok = run_steps(&e, &hlt2, 1, "write-protected slot memory", ok);
+
+	const char *got;
+	enum store_report how = run_into_lost_store(&e, &got);
+	bool fault_exit = how == STORE_FAULT_EXIT;
+	kvm_test(ok && how != STORE_NOT_REPORTED && page[1] == 0,
+		 "a store to the write-protected memory is reported, not done: -1/EFAULT with "
+		 "KVM_EXIT_MEMORY_FAULT (GPA 0x50000) or an MMIO write of 0x22 to 0x50001 (got %s)", got);
+
+	TEST_ASSERT(mprotect(page, PAGE_SIZE, PROT_READ | PROT_WRITE) == 0, "mprotect(RW)");
+	const struct exit_step hlt3 = { "HLT once the memory is writable again", STEP_HLT, 0x1016,
+					0, 0, { { 0 } } };
+	ok = run_steps(&e, &hlt3, 1, "write-protected slot memory", ok);
+	uint8_t want = fault_exit ? 0x22 : 0;
+	kvm_test(ok && page[1] == want,
+		 "after a memory-fault exit the store runs again and lands (byte 1 = 0x%02x)", want);
+
+	TEST_ASSERT(__set_region2(e.vm, 1, 0, 0, 0, 0, -1, 0) == 0, "delete slot 1");
+	munmap(page, PAGE_SIZE);
+	vcpu_env_destroy(&e);
+}
+#define NR_PROTECT_RESULTS 6
 
 /*
  * Real mode, entered at 0000:1000: stores an incrementing byte to slot 1
@@ -877,6 +958,8 @@ static const struct kvm_section sections[] = {
 	{ "exceptions, guest_memfd", NR_EXCEPTION_RESULTS, need_gmem_shared, test_exc_gmem },
 	{ "read-only slot", NR_READONLY_RESULTS, need_readonly_mem, test_readonly_slot },
 	{ "slot memory unmapped by the VMM", NR_UNMAP_RESULTS, NULL, test_unmapped_slot_memory },
+	{ "slot memory write-protected by the VMM", NR_PROTECT_RESULTS, NULL,
+	  test_protected_slot_memory },
 	{ "slot memory replaced while the guest runs", NR_UNMAP_RACE_RESULTS, NULL, test_unmap_race },
 	{ "leaks", 1, NULL, test_leaks },
 };

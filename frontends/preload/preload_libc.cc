@@ -168,6 +168,9 @@ void* mremap(void* old_addr, size_t old_len, size_t new_len, int flags, void* ne
 int madvise(void* addr, size_t len, int advice) {
   return Int(CallOrSyscall(real::madvise, SYS_madvise, addr, len, advice));
 }
+int mprotect(void* addr, size_t len, int prot) {
+  return Int(CallOrSyscall(real::mprotect, SYS_mprotect, addr, len, prot));
+}
 
 int fallocate(int fd, int mode, off_t offset, off_t len) {
   return Int(CallOrSyscall(real::fallocate, SYS_fallocate, fd, mode, offset, len));

@@ -46,6 +46,7 @@ void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off);
 int munmap(void* addr, size_t len);
 void* mremap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_addr);
 int madvise(void* addr, size_t len, int advice);
+int mprotect(void* addr, size_t len, int prot);
 
 int fallocate(int fd, int mode, off_t offset, off_t len);
 int fallocate64(int fd, int mode, off64_t offset, off64_t len);

@@ -3,9 +3,8 @@
 // while it is mapped, as in Linux).
 //
 // mremap of a kvmlike mapping moves its use with it; madvise answers what Linux refuses on
-// guest_memfd mappings (MADV_COLLAPSE). munmap, mremap and mmap(MAP_FIXED) of any other
-// memory first make guest memory slots stop using it (kvmlike_host_range_change). mprotect
-// is not interposed.
+// guest_memfd mappings (MADV_COLLAPSE). munmap, mremap, mmap(MAP_FIXED) and mprotect of
+// any other memory first make guest memory slots stop using it (kvmlike_host_range_change).
 #include <sys/mman.h>
 
 #include <cstdarg>
@@ -80,6 +79,13 @@ PRELOAD_EXPORT void* mremap(void* old_addr, size_t old_len, size_t new_len, int 
   }
   if (owned && r != MAP_FAILED) kvmlike_mremapped(old_addr, old_len, r, new_len);
   return r;
+}
+
+// Taking permissions away from memory behind a guest slot must take its
+// mappings down first, as for munmap.
+PRELOAD_EXPORT int mprotect(void* addr, size_t len, int prot) {
+  HostRangeChange change(addr, len);
+  return libc::mprotect(addr, len, prot);
 }
 
 PRELOAD_EXPORT int madvise(void* addr, size_t len, int advice) {

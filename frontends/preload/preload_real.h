@@ -56,7 +56,7 @@ class RealSymbol {
   X(__openat64_2) X(creat) X(creat64)                                                    \
   X(ioctl) X(close) X(close_range) X(closefrom) X(dup) X(dup2) X(dup3) X(fcntl)          \
   X(fcntl64)                                                                             \
-  X(mmap) X(mmap64) X(munmap) X(mremap) X(madvise)                                                          \
+  X(mmap) X(mmap64) X(munmap) X(mremap) X(madvise) X(mprotect)                            \
   X(fallocate) X(fallocate64) X(posix_fallocate) X(posix_fallocate64) X(ftruncate)      \
   X(ftruncate64) X(fchmod) X(fchown) X(futimens) X(lseek) X(lseek64) X(read) X(write) X(pread) X(pread64) X(pwrite)      \
   X(pwrite64) X(readv) X(writev) X(preadv) X(preadv64) X(preadv2) X(preadv64v2)          \

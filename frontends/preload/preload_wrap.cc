@@ -110,6 +110,7 @@ void* __wrap_mremap(void* old_addr, size_t old_len, size_t new_len, int flags, .
   return libc::mremap(old_addr, old_len, new_len, flags, new_addr);
 }
 int __wrap_madvise(void* addr, size_t len, int advice) { return libc::madvise(addr, len, advice); }
+int __wrap_mprotect(void* addr, size_t len, int prot) { return libc::mprotect(addr, len, prot); }
 int __wrap_sigaction(int sig, const struct sigaction* act, struct sigaction* oldact) {
   return libc::sigaction(sig, act, oldact);
 }

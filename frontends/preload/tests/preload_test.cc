@@ -363,7 +363,7 @@ TEST_CASE_FIXTURE(Fresh, "mmap of a kvmlike fd and munmap of its range reach kvm
   close(kvm);
 }
 
-TEST_CASE_FIXTURE(Fresh, "munmap, mremap and MAP_FIXED of other memory are bracketed for guest slots") {
+TEST_CASE_FIXTURE(Fresh, "munmap, mremap, MAP_FIXED and mprotect of other memory are bracketed for guest slots") {
   auto* p = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   REQUIRE(p != MAP_FAILED);
   CHECK(Log().host_range_change == 0);  // a new mapping replaces nothing
@@ -371,24 +371,27 @@ TEST_CASE_FIXTURE(Fresh, "munmap, mremap and MAP_FIXED of other memory are brack
   CHECK(Log().host_range_change == 1);
   CHECK(Log().host_range_addr == reinterpret_cast<unsigned long>(p));
   CHECK(Log().host_range_len == 4096);
-  CHECK(munmap(p, 8192) == 0);
+  CHECK(mprotect(p, 8192, PROT_READ) == 0);
   CHECK(Log().host_range_change == 2);
+  CHECK(Log().host_range_len == 8192);
+  CHECK(munmap(p, 8192) == 0);
+  CHECK(Log().host_range_change == 3);
   CHECK(Log().host_range_len == 8192);
   p = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   REQUIRE(p != MAP_FAILED);
   void* moved = mremap(p, 8192, 16384, MREMAP_MAYMOVE);
   REQUIRE(moved != MAP_FAILED);
-  CHECK(Log().host_range_change == 3);  // the moved-from range
+  CHECK(Log().host_range_change == 4);  // the moved-from range
   CHECK(Log().host_range_addr == reinterpret_cast<unsigned long>(p));
   CHECK(Log().host_range_len == 8192);
   void* target = mmap(nullptr, 16384, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(target != MAP_FAILED);
   REQUIRE(mremap(moved, 16384, 16384, MREMAP_MAYMOVE | MREMAP_FIXED, target) == target);
-  CHECK(Log().host_range_change == 5);  // the moved-from range, then the target replaced
+  CHECK(Log().host_range_change == 6);  // the moved-from range, then the target replaced
   CHECK(Log().host_range_addr == reinterpret_cast<unsigned long>(target));
   CHECK(munmap(target, 16384) == 0);
-  CHECK(Log().host_range_change == 6);
-  CHECK(Log().host_range_done == 6);  // each ended after its kernel call
+  CHECK(Log().host_range_change == 7);
+  CHECK(Log().host_range_done == 7);  // each ended after its kernel call
   CHECK(Log().munmap == 0);           // not a kvmlike mapping
 }
 
