@@ -90,13 +90,11 @@ case "$rounds" in '' | *[!0-9]*) usage ;; esac
 report() {
 /usr/bin/python3 - "$1" "$2" <<'PY'
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.environ["BENCH_SCRIPTS"])
 
 outdir, rounds = sys.argv[1], int(sys.argv[2])
-BACKENDS = ("kernel", "kvmlike")
 RATE_UNITS = {"GiB/s", "GB/s", "pairs/s"}
 
 # Targets: metric -> (minimum of kvmlike's advantage, description). The
@@ -111,50 +109,22 @@ TARGETS = {
 }
 
 
-from bench_results import parse
+from bench_results import (BACKENDS, combined, fmt, last_notes, load, medians_text,
+                           metric_order, print_table, verdict)
 
-
-runs = {b: [parse(f"{outdir}/{b}.{r}.out", b) for r in range(1, rounds + 1)]
-        for b in BACKENDS}
-order = []  # metrics in the order the program printed them
-for b in BACKENDS:
-    for res, _ in runs[b]:
-        for m in res:
-            if m not in order:
-                order.append(m)
-
-
-def combined(backend, metric):
-    """Median of the per-run medians, and those medians."""
-    meds = [res[metric][1] for res, _ in runs[backend] if metric in res]
-    return (statistics.median(meds) if meds else None), meds
-
-
-def fmt(x):
-    if x is None:
-        return "-"
-    if x >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.3g}" if x < 10 else f"{x:.1f}"
-
+runs = load(outdir, "", rounds)
+order = metric_order(runs)
 
 rows = []
 for m in order:
     unit = next(res[m][0] for b in BACKENDS for res, _ in runs[b] if m in res)
     rate = unit in RATE_UNITS
-    k, kmeds = combined("kernel", m)
-    v, vmeds = combined("kvmlike", m)
+    k, kmeds = combined(runs, "kernel", m)
+    v, vmeds = combined(runs, "kvmlike", m)
     ratio = v / k if k and v is not None else None
     adv = None
     if ratio:
         adv = ratio if rate else 1.0 / ratio
-    if adv is None:
-        verdict = "-"
-    elif abs(adv - 1.0) < 0.005:
-        verdict = "same"
-    else:
-        # always a factor >= 1: "2.5x worse" reads better than "0.40x better"
-        verdict = (f"{adv:.2f}x better" if adv > 1 else f"{1.0 / adv:.2f}x worse")
     target = "-"
     if m in TARGETS:
         need, text = TARGETS[m]
@@ -162,42 +132,27 @@ for m in order:
             target = f"n/a ({text})"
         else:
             target = f"{'PASS' if adv >= need else 'MISS'} ({text})"
-    runs_txt = (" ".join(fmt(x) for x in kmeds) + " | " +
-                " ".join(fmt(x) for x in vmeds))
     rows.append((m, unit, "higher" if rate else "lower", fmt(k), fmt(v),
-                 f"{ratio:.3f}" if ratio else "-", verdict, target, runs_txt))
-
-head = ("metric", "unit", "better", "kernel", "kvmlike", "kvmlike/kernel",
-        "kvmlike is", "target", "per-run medians (kernel | kvmlike)")
-widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-right = {3, 4, 5}
-
-
-def line(r):
-    return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                     for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-
+                 f"{ratio:.3f}" if ratio else "-", verdict(adv), target,
+                 medians_text(kmeds, vmeds)))
 
 print(f"kernel vs kvmlike, {rounds} interleaved runs each; "
       "each value is the median of the per-run medians")
-print(line(head))
-print(line(tuple("-" * w for w in widths)))
-for r in rows:
-    print(line(r))
+print_table(("metric", "unit", "better", "kernel", "kvmlike", "kvmlike/kernel",
+             "kvmlike is", "target", "per-run medians (kernel | kvmlike)"), rows, {3, 4, 5})
 
 print()
 mem = [m for m in order if m.startswith("memset")]
 for m in mem:
-    k, _ = combined("kernel", m)
-    v, _ = combined("kvmlike", m)
+    k, _ = combined(runs, "kernel", m)
+    v, _ = combined(runs, "kvmlike", m)
     if k:
         print(f"physical limit: {m} {fmt(k)} GB/s in kernel runs, "
               f"{fmt(v)} GB/s in kvmlike runs (= {k * 1e9 / 2**30:.1f} GiB/s), "
               "the store bandwidth of one core")
 
 # What the kvmlike runs said about memory, from the last one that worked.
-last_notes = next((notes for res, notes in reversed(runs["kvmlike"]) if res), [])
-for n in last_notes:
+for n in last_notes(runs, "kvmlike"):
     if n.startswith(("pool|", "rss|", "objects|")) or (
             n.startswith("backed|") and ": kernel:" not in n):
         print("kvmlike: " + n.replace("|", ": ", 1))
@@ -214,13 +169,11 @@ PY
 report_guest() {
 /usr/bin/python3 - "$1" "$2" <<'PY'
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.environ["BENCH_SCRIPTS"])
 
 outdir, rounds = sys.argv[1], int(sys.argv[2])
-BACKENDS = ("kernel", "kvmlike")
 
 # kvmlike metric -> (basis backend, basis metric, minimum factor, text). Every
 # metric of this program is a rate (pages/s): higher is better.
@@ -234,57 +187,27 @@ for kind in ("guest_run", "guest_total"):
         "kvmlike", f"{kind}[private,fresh]", 10.0, ">= 10x kvmlike private,fresh")
 
 
-from bench_results import parse
+from bench_results import (BACKENDS, combined, fmt, last_notes, load, medians_text,
+                           metric_order, print_table, verdict)
 
-
-runs = {b: [parse(f"{outdir}/guest.{b}.{r}.out", b) for r in range(1, rounds + 1)]
-        for b in BACKENDS}
-order = []
-for b in BACKENDS:
-    for res, _ in runs[b]:
-        for m in res:
-            if m not in order:
-                order.append(m)
+runs = load(outdir, "guest.", rounds)
+order = metric_order(runs)
 # a target whose metric no run printed still gets its row (e.g. 2 MiB leaves)
 for m in TARGETS:
     if m not in order:
         order.append(m)
 
-
-def combined(backend, metric):
-    meds = [res[metric][1] for res, _ in runs[backend] if metric in res]
-    return (statistics.median(meds) if meds else None), meds
-
-
-def fmt(x):
-    if x is None:
-        return "-"
-    if x >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.3g}" if x < 10 else f"{x:.1f}"
-
-
-def last_notes(backend):
-    return next((notes for res, notes in reversed(runs[backend]) if res), [])
-
-
 rows = []
 for m in order:
     units = [res[m][0] for b in BACKENDS for res, _ in runs[b] if m in res]
     unit = units[0] if units else "pages/s"
-    k, kmeds = combined("kernel", m)
-    v, vmeds = combined("kvmlike", m)
+    k, kmeds = combined(runs, "kernel", m)
+    v, vmeds = combined(runs, "kvmlike", m)
     ratio = v / k if k and v is not None else None
-    if ratio is None:
-        verdict = "-"
-    elif abs(ratio - 1.0) < 0.005:
-        verdict = "same"
-    else:
-        verdict = f"{ratio:.2f}x better" if ratio > 1 else f"{1.0 / ratio:.2f}x worse"
     target = "-"
     if m in TARGETS:
         basis_b, basis_m, need, text = TARGETS[m]
-        basis, _ = combined(basis_b, basis_m)
+        basis, _ = combined(runs, basis_b, basis_m)
         if v is None:
             target = f"n/a, no figure ({text})"
         elif not basis:
@@ -292,31 +215,17 @@ for m in order:
         else:
             f = v / basis
             target = f"{'PASS' if f >= need else 'MISS'} {f:.2f}x ({text})"
-    runs_txt = (" ".join(fmt(x) for x in kmeds) + " | " + " ".join(fmt(x) for x in vmeds))
-    rows.append((m, unit, fmt(k), fmt(v), f"{ratio:.3f}" if ratio else "-", verdict,
-                 target, runs_txt))
-
-head = ("metric", "unit", "kernel", "kvmlike", "kvmlike/kernel", "kvmlike is",
-        "target (kvmlike / basis)", "per-run medians (kernel | kvmlike)")
-widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-right = {2, 3, 4}
-
-
-def line(r):
-    return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                     for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-
+    rows.append((m, unit, fmt(k), fmt(v), f"{ratio:.3f}" if ratio else "-", verdict(ratio),
+                 target, medians_text(kmeds, vmeds)))
 
 print(f"guest fault-in, kernel vs kvmlike, {rounds} interleaved runs each; each value "
       "is the median of the per-run medians; all rates: higher is better")
-print(line(head))
-print(line(tuple("-" * w for w in widths)))
-for r in rows:
-    print(line(r))
+print_table(("metric", "unit", "kernel", "kvmlike", "kvmlike/kernel", "kvmlike is",
+             "target (kvmlike / basis)", "per-run medians (kernel | kvmlike)"), rows, {2, 3, 4})
 print()
 
 for b in BACKENDS:
-    for n in last_notes(b):
+    for n in last_notes(runs, b):
         topic = n.split("|", 1)[0]
         if topic == "levels" and not n.startswith(("levels|private,fresh:",
                                                     "levels|private,2m-leaves:")):
