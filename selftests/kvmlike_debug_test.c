@@ -141,10 +141,6 @@ static bool guest_write(struct vcpu_env *e, uint64_t gpa, uint32_t val)
 	return vcpu_run_expect(e, KVM_EXIT_HLT);
 }
 
-static void delete_slot(int vm, uint32_t slot)
-{
-	TEST_ASSERT(__set_region2(vm, slot, 0, 0, 0, 0, -1, 0) == 0, "delete slot %u", slot);
-}
 
 /* ================================================ the debug ioctls */
 

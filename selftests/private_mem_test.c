@@ -182,11 +182,6 @@ static int add_gmem_slot(struct vcpu_env *e, uint8_t *shared, uint64_t gmem_flag
 	return gmem;
 }
 
-static void delete_slot(int vm, uint32_t slot)
-{
-	TEST_ASSERT(__set_region2(vm, slot, 0, 0, 0, 0, -1, 0) == 0, "delete slot %u", slot);
-}
-
 /* ============================================ capability gates */
 
 /* KVM_CHECK_EXTENSION on a fresh SW_PROTECTED VM; an error counts as 0. */

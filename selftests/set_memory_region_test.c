@@ -42,12 +42,6 @@ static int set_mem(enum api api, int vm, uint32_t slot, uint32_t flags, uint64_t
 	return __set_region2(vm, slot, flags, gpa, size, hva, -1, 0);
 }
 
-static void delete_slot(int vm, uint32_t slot)
-{
-	int r = __set_region2(vm, slot, 0, 0, 0, 0, -1, 0);
-	TEST_ASSERT(r == 0, "delete slot %#x", slot);
-}
-
 static bool readonly_mem(int vm) { return vm_check_cap(vm, KVM_CAP_READONLY_MEM) > 0; }
 
 static unsigned long vm_type_for_flags(void)

@@ -456,6 +456,26 @@ static void env_real_mode(struct vcpu_env *e, enum guest_mem_kind kind, const ui
 	vcpu_set_real_mode(e->vcpu, CODE_GPA, STACK_TOP);
 }
 
+/*
+ * env_real_mode on anonymous memory, plus slot 1: one page of anonymous memory
+ * of its own (mmap flags map_flags) at gpa with slot flags. Returns the page.
+ */
+static uint8_t *env_with_page_slot(struct vcpu_env *e, const uint8_t *code, size_t len,
+				   uint32_t flags, uint64_t gpa, int map_flags)
+{
+	env_real_mode(e, GUEST_MEM_ANON, code, len);
+	uint8_t *page = map_anon(PAGE_SIZE, PROT_READ | PROT_WRITE, map_flags);
+	set_region2(e->vm, 1, flags, gpa, PAGE_SIZE, (uintptr_t)page, -1, 0);
+	return page;
+}
+
+static void env_with_page_slot_destroy(struct vcpu_env *e, uint8_t *page)
+{
+	delete_slot(e->vm, 1);
+	munmap(page, PAGE_SIZE);
+	vcpu_env_destroy(e);
+}
+
 static void env_protected_mode(struct vcpu_env *e, enum guest_mem_kind kind,
 			       const uint8_t *code, size_t len)
 {
@@ -637,10 +657,9 @@ static const char *need_readonly_mem(void)
 static void test_readonly_slot(void)
 {
 	struct vcpu_env e;
-	env_real_mode(&e, GUEST_MEM_ANON, rm_ro_code, sizeof(rm_ro_code));
-	uint8_t *rom = map_anon(PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
+	uint8_t *rom = env_with_page_slot(&e, rm_ro_code, sizeof(rm_ro_code), KVM_MEM_READONLY,
+					  RO_GPA, MAP_SHARED);
 	fill_pattern(rom, PAGE_SIZE);
-	set_region2(e.vm, 1, KVM_MEM_READONLY, RO_GPA, PAGE_SIZE, (uintptr_t)rom, -1, 0);
 
 	uint32_t word0, word1;
 	memcpy(&word0, rom, 4);
@@ -657,9 +676,7 @@ static void test_readonly_slot(void)
 	kvm_test(ok && is_pattern(rom, PAGE_SIZE),
 		 "C.3: after the guest's write the read-only slot's host memory is unchanged");
 
-	TEST_ASSERT(__set_region2(e.vm, 1, 0, 0, 0, 0, -1, 0) == 0, "delete slot 1");
-	munmap(rom, PAGE_SIZE);
-	vcpu_env_destroy(&e);
+	env_with_page_slot_destroy(&e, rom);
 }
 #define NR_READONLY_RESULTS 3
 
@@ -721,9 +738,8 @@ static enum store_report run_into_lost_store(struct vcpu_env *e, const char **go
 static void test_unmapped_slot_memory(void)
 {
 	struct vcpu_env e;
-	env_real_mode(&e, GUEST_MEM_ANON, rm_unmap_code, sizeof(rm_unmap_code));
-	uint8_t *page = map_anon(PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	set_region2(e.vm, 1, 0, UNMAP_GPA, PAGE_SIZE, (uintptr_t)page, -1, 0);
+	uint8_t *page = env_with_page_slot(&e, rm_unmap_code, sizeof(rm_unmap_code), 0, UNMAP_GPA,
+					   MAP_PRIVATE);
 
 	const struct exit_step hlt1 = { "HLT after the guest's first store to slot 1", STEP_HLT,
 					RM_UNMAP_HLT1, 0, 0, { { 0 } } };
@@ -750,9 +766,7 @@ static void test_unmapped_slot_memory(void)
 		 "the new memory holds what the guest stored after it was mapped (byte 1 = 0x%02x) "
 		 "and nothing of the old (byte 0 = 0)", want);
 
-	TEST_ASSERT(__set_region2(e.vm, 1, 0, 0, 0, 0, -1, 0) == 0, "delete slot 1");
-	munmap(page, PAGE_SIZE);
-	vcpu_env_destroy(&e);
+	env_with_page_slot_destroy(&e, page);
 }
 #define NR_UNMAP_RESULTS 5
 
@@ -783,10 +797,9 @@ static const uint8_t rm_protect_code[] = {
 static void test_protected_slot_memory(void)
 {
 	struct vcpu_env e;
-	env_real_mode(&e, GUEST_MEM_ANON, rm_protect_code, sizeof(rm_protect_code));
-	uint8_t *page = map_anon(PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *page = env_with_page_slot(&e, rm_protect_code, sizeof(rm_protect_code), 0,
+					   UNMAP_GPA, MAP_PRIVATE);
 	page[2] = 0x5a;
-	set_region2(e.vm, 1, 0, UNMAP_GPA, PAGE_SIZE, (uintptr_t)page, -1, 0);
 
 	const struct exit_step hlt1 = { "HLT after the guest's store to writable slot memory",
 					STEP_HLT, 0x100b, 0, 0, { { 0 } } };
@@ -814,9 +827,7 @@ static void test_protected_slot_memory(void)
 	kvm_test(ok && page[1] == want,
 		 "after a memory-fault exit the store runs again and lands (byte 1 = 0x%02x)", want);
 
-	TEST_ASSERT(__set_region2(e.vm, 1, 0, 0, 0, 0, -1, 0) == 0, "delete slot 1");
-	munmap(page, PAGE_SIZE);
-	vcpu_env_destroy(&e);
+	env_with_page_slot_destroy(&e, page);
 }
 #define NR_PROTECT_RESULTS 6
 
@@ -876,9 +887,8 @@ static void *race_vcpu_thread(void *arg)
 static void test_unmap_race(void)
 {
 	struct vcpu_env e;
-	env_real_mode(&e, GUEST_MEM_ANON, rm_store_loop, sizeof(rm_store_loop));
-	uint8_t *page = map_anon(PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	set_region2(e.vm, 1, 0, UNMAP_GPA, PAGE_SIZE, (uintptr_t)page, -1, 0);
+	uint8_t *page = env_with_page_slot(&e, rm_store_loop, sizeof(rm_store_loop), 0, UNMAP_GPA,
+					   MAP_PRIVATE);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -923,9 +933,7 @@ static void test_unmap_race(void)
 		 "KVM_RUN return is EINTR, a memory-fault exit or an MMIO write at GPA 0x50000", remaps);
 	kvm_test(landed, "once the memory stays mapped, the guest's stores land in it");
 
-	TEST_ASSERT(__set_region2(e.vm, 1, 0, 0, 0, 0, -1, 0) == 0, "delete slot 1");
-	munmap(page, PAGE_SIZE);
-	vcpu_env_destroy(&e);
+	env_with_page_slot_destroy(&e, page);
 }
 #define NR_UNMAP_RACE_RESULTS 2
 

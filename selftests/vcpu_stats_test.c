@@ -890,7 +890,7 @@ static void test_kvmlike_anon(void)
 	uint64_t mapped = 0, now = ~0ull;
 	bool have_mapped = stat_get(&b.vm, "pages_4k", &mapped);
 	both_take(&b, false);
-	TEST_ASSERT(__set_region2(e.vm, 0, 0, 0, 0, 0, -1, 0) == 0, "delete slot 0");
+	delete_slot(e.vm, 0);
 	both_take(&b, true);
 	b.vms.ok &= have_mapped;
 	check_growth(&b.vms, "zapped_pages", true, (int64_t)mapped,

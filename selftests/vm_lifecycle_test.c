@@ -316,7 +316,7 @@ static bool life_check(struct life *l)
 	return ok;
 }
 
-static bool delete_slot(struct life *l, int i)
+static bool life_delete_slot(struct life *l, int i)
 {
 	if (l->vm < 0 || !l->slot[i])
 		return true;
@@ -342,9 +342,9 @@ static bool life_step(struct life *l, enum step s)
 		return !m || munmap(m, GMEM_SIZE) == 0;
 	}
 	case DEL0:
-		return delete_slot(l, 0);
+		return life_delete_slot(l, 0);
 	case DEL1:
-		return delete_slot(l, 1);
+		return life_delete_slot(l, 1);
 	case NEW_GMEM2_BIND2:
 		if (l->vm < 0)
 			return false;

@@ -133,6 +133,11 @@ void set_region2(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_
 		    slot, (unsigned long long)gpa, (unsigned long long)size);
 }
 
+void delete_slot(int vm_fd, uint32_t slot)
+{
+	TEST_ASSERT(__set_region2(vm_fd, slot, 0, 0, 0, 0, -1, 0) == 0, "delete slot %#x", slot);
+}
+
 int __set_attributes(int vm_fd, uint64_t gpa, uint64_t size, uint64_t attrs, uint64_t flags)
 {
 	struct kvm_memory_attributes a = {

@@ -65,6 +65,8 @@ int __set_region2(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64
 		  uint64_t hva, int gmem_fd, uint64_t gmem_off);
 void set_region2(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		 uint64_t hva, int gmem_fd, uint64_t gmem_off);
+/* Deletes slot (as_id << 16 | id; memory_size 0), asserted. */
+void delete_slot(int vm_fd, uint32_t slot);
 
 int __set_attributes(int vm_fd, uint64_t gpa, uint64_t size, uint64_t attrs, uint64_t flags);
 
