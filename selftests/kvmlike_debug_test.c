@@ -101,43 +101,23 @@ static void env_create(struct vcpu_env *e, unsigned long vm_type)
 	vcpu_set_protected_mode(e->vcpu, READ_GPA, STACK_TOP, GDT_GPA);
 }
 
-/* Points the vCPU (stopped at a HLT, or not run yet) at a routine. */
-static void guest_call(struct vcpu_env *e, uint32_t eip, uint32_t eax, uint32_t ebx)
-{
-	struct kvm_regs regs;
-	vcpu_regs_get(e->vcpu, &regs);
-	regs.rip = eip;
-	regs.rax = eax;
-	regs.rbx = ebx;
-	regs.rflags = X86_EFLAGS_FIXED;
-	regs.rsp = STACK_TOP;
-	vcpu_regs_set(e->vcpu, &regs);
-}
-
 /* The guest reads the dword at gpa into *val (READ, up to its HLT). */
 static bool guest_read(struct vcpu_env *e, uint64_t gpa, uint32_t *val)
 {
-	guest_call(e, READ_GPA, 0, (uint32_t)gpa);
-	if (!vcpu_run_expect(e, KVM_EXIT_IO) || !io_exit_is(e->run, KVM_EXIT_IO_OUT, 0x10, 4))
-		return false;
-	*val = io_value(e->run);
-	return vcpu_run_expect(e, KVM_EXIT_HLT);
+	vcpu_call(e->vcpu, READ_GPA, STACK_TOP, (struct guest_args){ .ebx = (uint32_t)gpa });
+	return vcpu_run_expect_out32(e, 0x10, val) && vcpu_run_expect(e, KVM_EXIT_HLT);
 }
 
 static bool guest_read_is(struct vcpu_env *e, uint64_t gpa, uint32_t want)
 {
 	uint32_t v = ~want;
-	bool ran = guest_read(e, gpa, &v);
-	if (ran && v != want)
-		ksft_print_msg("guest read 0x%08x at GPA 0x%llx, want 0x%08x", v,
-			       (unsigned long long)gpa, want);
-	return ran && v == want;
+	return guest_read(e, gpa, &v) && guest_word_is(v, gpa, want);
 }
 
 /* The guest writes the dword val at gpa (WRITE, up to its HLT). */
 static bool guest_write(struct vcpu_env *e, uint64_t gpa, uint32_t val)
 {
-	guest_call(e, WRITE_GPA, val, (uint32_t)gpa);
+	vcpu_call(e->vcpu, WRITE_GPA, STACK_TOP, (struct guest_args){ .eax = val, .ebx = (uint32_t)gpa });
 	return vcpu_run_expect(e, KVM_EXIT_HLT);
 }
 
@@ -394,7 +374,7 @@ static void test_private_poison(void)
 		  "KVMLIKE_GMEM_POISON of the private page (offset 0x1000) -> ok");
 	KCHECK_ERRNO(walk(e.vm, page, &w), ENOENT,
 		     "KVMLIKE_WALK_GPA of the poisoned page -> ENOENT (mapping zapped)");
-	guest_call(&e, READ_GPA, 0, (uint32_t)(page + 8));
+	vcpu_call(e.vcpu, READ_GPA, STACK_TOP, (struct guest_args){ .ebx = (uint32_t)(page + 8) });
 	int r = __vcpu_run(e.vcpu);
 	int err = errno;
 	const struct kvm_run_memory_fault *mf = kvm_run_mem_fault(e.run);

@@ -95,57 +95,30 @@ static void env_create(struct vcpu_env *e, unsigned long vm_type)
 	vcpu_set_protected_mode(e->vcpu, READ_GPA, STACK_TOP, GDT_GPA);
 }
 
-/*
- * Points the vCPU at a routine with these registers. Only called when the
- * last exit was a HLT (or nothing ran yet), so no exit is left to complete.
- */
-static void guest_call(struct vcpu_env *e, uint32_t eip, uint32_t eax, uint32_t ebx,
-		       uint32_t ecx, uint32_t edx, uint32_t edi)
+/* Points the vCPU (stopped at a HLT, or not run yet) at a routine. */
+static void guest_call(struct vcpu_env *e, uint32_t eip, struct guest_args args)
 {
-	struct kvm_regs regs;
-	vcpu_regs_get(e->vcpu, &regs);
-	regs.rip = eip;
-	regs.rax = eax;
-	regs.rbx = ebx;
-	regs.rcx = ecx;
-	regs.rdx = edx;
-	regs.rdi = edi;
-	regs.rflags = X86_EFLAGS_FIXED;
-	regs.rsp = STACK_TOP;
-	vcpu_regs_set(e->vcpu, &regs);
-}
-
-/* The next exit is OUT to port with 4 bytes; its data in *val. */
-static bool expect_out(struct vcpu_env *e, uint16_t port, uint32_t *val)
-{
-	if (!vcpu_run_expect(e, KVM_EXIT_IO) || !io_exit_is(e->run, KVM_EXIT_IO_OUT, port, 4))
-		return false;
-	*val = io_value(e->run);
-	return true;
+	vcpu_call(e->vcpu, eip, STACK_TOP, args);
 }
 
 /* The guest reads the dword at gpa (READ, up to its HLT); false with a diagnostic. */
 static bool guest_read(struct vcpu_env *e, uint64_t gpa, uint32_t *val)
 {
-	guest_call(e, READ_GPA, 0, (uint32_t)gpa, 0, 0, 0);
-	return expect_out(e, 0x10, val) && vcpu_run_expect(e, KVM_EXIT_HLT);
+	guest_call(e, READ_GPA, (struct guest_args){ .ebx = (uint32_t)gpa });
+	return vcpu_run_expect_out32(e, 0x10, val) && vcpu_run_expect(e, KVM_EXIT_HLT);
 }
 
 /* The guest writes n dwords of value at gpa (FILL, up to its HLT). */
 static bool guest_fill(struct vcpu_env *e, uint64_t gpa, uint32_t n, uint32_t value)
 {
-	guest_call(e, FILL_GPA, value, 0, n, 0, (uint32_t)gpa);
+	guest_call(e, FILL_GPA, (struct guest_args){ .eax = value, .ecx = n, .edi = (uint32_t)gpa });
 	return vcpu_run_expect(e, KVM_EXIT_HLT);
 }
 
 static bool read_is(struct vcpu_env *e, uint64_t gpa, uint32_t want)
 {
 	uint32_t v = ~want;
-	bool ran = guest_read(e, gpa, &v);
-	if (ran && v != want)
-		ksft_print_msg("guest read 0x%08x at GPA 0x%llx, want 0x%08x", v,
-			       (unsigned long long)gpa, want);
-	return ran && v == want;
+	return guest_read(e, gpa, &v) && guest_word_is(v, gpa, want);
 }
 
 static bool words_are(const void *p, size_t len, uint32_t want)
@@ -260,7 +233,7 @@ static void test_private_normal_slot(void)
 		 "rule 37: a shared read from a normal slot of a SW_PROTECTED VM sees host memory");
 	KCHECK_OK(__set_attributes(e.vm, page, PAGE_SIZE, PRIVATE, 0),
 		  "rule 37: KVM_SET_MEMORY_ATTRIBUTES(PRIVATE) on one page of the normal slot");
-	guest_call(&e, READ_GPA, 0, (uint32_t)addr, 0, 0, 0);
+	guest_call(&e, READ_GPA, (struct guest_args){ .ebx = (uint32_t)addr });
 	int r = __vcpu_run(e.vcpu);
 	int err = errno;
 	check_private_fault(&e, r, err, page, "rule 37");
@@ -268,7 +241,7 @@ static void test_private_normal_slot(void)
 	KCHECK_OK(__set_attributes(e.vm, page, PAGE_SIZE, 0, 0),
 		  "rule 37: the VMM converts the page back to shared");
 	uint32_t v = 0;
-	bool done = expect_out(&e, 0x10, &v) && vcpu_run_expect(&e, KVM_EXIT_HLT);
+	bool done = vcpu_run_expect_out32(&e, 0x10, &v) && vcpu_run_expect(&e, KVM_EXIT_HLT);
 	kvm_test(done && v == pattern_word(PAGE_SIZE + 8),
 		 "rule 37: re-entering completes the same read from host memory (0x%08x)", v);
 
@@ -406,7 +379,8 @@ static int enable_hypercall_exit(int vm, uint64_t mask)
 /* Starts MAP with these arguments and runs to the first exit (raw KVM_RUN result). */
 static int map_start(struct vcpu_env *e, uint32_t gpa, uint32_t npages, uint32_t attrs)
 {
-	guest_call(e, MAP_GPA, KVM_HC_MAP_GPA_RANGE, gpa, npages, attrs, 0);
+	guest_call(e, MAP_GPA, (struct guest_args){ .eax = KVM_HC_MAP_GPA_RANGE, .ebx = gpa,
+					       .ecx = npages, .edx = attrs });
 	return __vcpu_run(e->vcpu);
 }
 
@@ -432,7 +406,7 @@ static bool hypercall_exit_is(const struct kvm_run *run, int r, uint64_t gpa, ui
 /* After the hypercall completes: OUT 0x12 (EAX), OUT 0x13 (the dword at EBX), HLT. */
 static bool map_finish(struct vcpu_env *e, uint32_t *ret, uint32_t *first)
 {
-	return expect_out(e, 0x12, ret) && expect_out(e, 0x13, first) &&
+	return vcpu_run_expect_out32(e, 0x12, ret) && vcpu_run_expect_out32(e, 0x13, first) &&
 	       vcpu_run_expect(e, KVM_EXIT_HLT);
 }
 
@@ -457,7 +431,8 @@ static bool vmm_convert(struct vcpu_env *e, int gmem, uint64_t gpa, uint64_t npa
 /* MAP with arguments KVM refuses by itself: no exit, the error in EAX. */
 static bool map_refused(struct vcpu_env *e, uint32_t gpa, uint32_t npages, uint32_t want)
 {
-	guest_call(e, MAP_GPA, KVM_HC_MAP_GPA_RANGE, gpa, npages, KVM_MAP_GPA_RANGE_ENCRYPTED, 0);
+	guest_call(e, MAP_GPA, (struct guest_args){ .eax = KVM_HC_MAP_GPA_RANGE, .ebx = gpa,
+					       .ecx = npages, .edx = KVM_MAP_GPA_RANGE_ENCRYPTED });
 	uint32_t ret = 0, first;
 	bool ok = map_finish(e, &ret, &first);
 	if (ok && ret != want)

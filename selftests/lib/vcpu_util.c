@@ -356,6 +356,37 @@ uint32_t io_value(struct kvm_run *run)
 	return v;
 }
 
+bool vcpu_run_expect_out32(struct vcpu_env *e, uint16_t port, uint32_t *val)
+{
+	if (!vcpu_run_expect(e, KVM_EXIT_IO) || !io_exit_is(e->run, KVM_EXIT_IO_OUT, port, 4))
+		return false;
+	*val = io_value(e->run);
+	return true;
+}
+
+void vcpu_call(int vcpu_fd, uint32_t eip, uint32_t esp, struct guest_args args)
+{
+	struct kvm_regs regs;
+	vcpu_regs_get(vcpu_fd, &regs);
+	regs.rip = eip;
+	regs.rax = args.eax;
+	regs.rbx = args.ebx;
+	regs.rcx = args.ecx;
+	regs.rdx = args.edx;
+	regs.rdi = args.edi;
+	regs.rflags = X86_EFLAGS_FIXED;
+	regs.rsp = esp;
+	vcpu_regs_set(vcpu_fd, &regs);
+}
+
+bool guest_word_is(uint32_t got, uint64_t gpa, uint32_t want)
+{
+	if (got != want)
+		ksft_print_msg("guest read 0x%08x at GPA 0x%llx, want 0x%08x", got,
+			       (unsigned long long)gpa, want);
+	return got == want;
+}
+
 bool mmio_exit_is(const struct kvm_run *run, uint64_t gpa, uint32_t len, bool is_write)
 {
 	bool ok = run->exit_reason == KVM_EXIT_MMIO && run->mmio.phys_addr == gpa &&

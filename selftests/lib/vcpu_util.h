@@ -142,6 +142,21 @@ bool io_exit_is(const struct kvm_run *run, uint8_t direction, uint16_t port, uin
 void *io_data(struct kvm_run *run);
 /* The I/O data as a little-endian value of io.size bytes. */
 uint32_t io_value(struct kvm_run *run);
+/* KVM_RUN's next exit is an OUT of 4 bytes to port; its data in *val. */
+bool vcpu_run_expect_out32(struct vcpu_env *e, uint16_t port, uint32_t *val);
+
+/* Registers a guest routine is called with (vcpu_call). */
+struct guest_args {
+	uint32_t eax, ebx, ecx, edx, edi;
+};
+/*
+ * Points the vCPU at a routine at eip: those registers, ESP = esp, RFLAGS
+ * reset. Only for a vCPU stopped at a HLT (or not run yet): no exit is left
+ * to complete.
+ */
+void vcpu_call(int vcpu_fd, uint32_t eip, uint32_t esp, struct guest_args args);
+/* got == want for a dword the guest read at gpa; prints both otherwise. */
+bool guest_word_is(uint32_t got, uint64_t gpa, uint32_t want);
 
 /*
  * The last exit was KVM_EXIT_MMIO at phys_addr gpa with len bytes and the
