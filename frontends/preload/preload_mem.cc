@@ -29,12 +29,12 @@ namespace {
 // Brackets a kernel call that unmaps, moves or replaces the program's memory
 // in a range, so that guest memory slots stop using it first (KVM's MMU
 // notifier; kvmlike_host_range_change).
-class HostRangeChange {
+class HostRangeBracket {
  public:
-  HostRangeChange(const void* addr, size_t len) : token_(kvmlike_host_range_change(addr, len)) {}
-  ~HostRangeChange() { kvmlike_host_range_done(token_); }
-  HostRangeChange(const HostRangeChange&) = delete;
-  HostRangeChange& operator=(const HostRangeChange&) = delete;
+  HostRangeBracket(const void* addr, size_t len) : token_(kvmlike_host_range_change(addr, len)) {}
+  ~HostRangeBracket() { kvmlike_host_range_done(token_); }
+  HostRangeBracket(const HostRangeBracket&) = delete;
+  HostRangeBracket& operator=(const HostRangeBracket&) = delete;
 
  private:
   void* token_;
@@ -46,20 +46,20 @@ class HostRangeChange {
 PRELOAD_EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   if (preload::MapsKvmlikeFd(flags, fd)) return kvmlike_mmap(addr, len, prot, flags, fd, off);
   if (!(flags & MAP_FIXED)) return libc::mmap(addr, len, prot, flags, fd, off);
-  HostRangeChange change(addr, len);
+  HostRangeBracket change(addr, len);
   return libc::mmap(addr, len, prot, flags, fd, off);
 }
 
 PRELOAD_EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) {
   if (preload::MapsKvmlikeFd(flags, fd)) return kvmlike_mmap(addr, len, prot, flags, fd, off);
   if (!(flags & MAP_FIXED)) return libc::mmap64(addr, len, prot, flags, fd, off);
-  HostRangeChange change(addr, len);
+  HostRangeBracket change(addr, len);
   return libc::mmap64(addr, len, prot, flags, fd, off);
 }
 
 PRELOAD_EXPORT int munmap(void* addr, size_t len) {
   if (kvmlike_owns_range(addr, len)) return kvmlike_munmap(addr, len);
-  HostRangeChange change(addr, len);
+  HostRangeBracket change(addr, len);
   return libc::munmap(addr, len);
 }
 
@@ -72,8 +72,8 @@ PRELOAD_EXPORT void* mremap(void* old_addr, size_t old_len, size_t new_len, int 
   void* r;
   {
     // MREMAP_FIXED also replaces whatever was mapped at the target.
-    HostRangeChange change(old_addr, old_len);
-    std::optional<HostRangeChange> target;
+    HostRangeBracket change(old_addr, old_len);
+    std::optional<HostRangeBracket> target;
     if (flags & MREMAP_FIXED) target.emplace(new_addr, new_len);
     r = libc::mremap(old_addr, old_len, new_len, flags, new_addr);
   }
@@ -84,7 +84,7 @@ PRELOAD_EXPORT void* mremap(void* old_addr, size_t old_len, size_t new_len, int 
 // Taking permissions away from memory behind a guest slot must take its
 // mappings down first, as for munmap.
 PRELOAD_EXPORT int mprotect(void* addr, size_t len, int prot) {
-  HostRangeChange change(addr, len);
+  HostRangeBracket change(addr, len);
   return libc::mprotect(addr, len, prot);
 }
 
