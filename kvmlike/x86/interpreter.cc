@@ -115,8 +115,9 @@ Flow FetchAndDecode(Machine& m, uint32_t ip, DecodeCache& cache, Fetched& f, con
   return Flow::kOk;
 }
 
-// One attempt at the instruction at RIP. RIP moves only when it completes.
-Flow Step(Machine& m, Executor& ex, DecodeCache& cache, Fetched& f, bool& retired) {
+// One attempt at the instruction at RIP. RIP moves only when it completes;
+// jumped says whether it went elsewhere than the next instruction.
+Flow Step(Machine& m, Executor& ex, DecodeCache& cache, Fetched& f, bool& retired, bool& jumped) {
   uint32_t ip = static_cast<uint32_t>(m.cpu.rip);
   // Single-step traps (#DB after each instruction while TF is set) are not
   // modelled; running on without them would be silently wrong.
@@ -128,8 +129,24 @@ Flow Step(Machine& m, Executor& ex, DecodeCache& cache, Fetched& f, bool& retire
   X86_TRY(FetchAndDecode(m, ip, cache, f, insn));
   ex.Begin(*insn, ip);
   X86_TRY(ex.Execute());
+  jumped = ex.next_ip() != ((ip + insn->len) & (m.cpu.seg[kCs].db ? 0xffffffffu : 0xffffu));
   m.cpu.rip = ex.next_ip();
   retired = ex.retired();
+  return Flow::kOk;
+}
+
+// Runs translated code for the block at RIP once the translator finds it
+// hot; ran = 0 when it did not. The block's first byte is fetched through
+// the MMU exactly as the interpreter fetches it.
+Flow RunTranslated(Machine& m, translator::Translator& t, const InlineTlb& tlb, uint64_t budget,
+                   uint64_t& ran) {
+  ran = 0;
+  if (!translator::Translator::Eligible(m.cpu)) return Flow::kOk;
+  base::Gpa gpa = GpaOfLinear(Linear(m.cpu.rip & 0xffffffff));  // CS is flat
+  if (!t.Hot(gpa)) return Flow::kOk;
+  const uint8_t* host = nullptr;
+  X86_TRY(m.phys.Fetch(gpa, host));
+  ran = t.Run(gpa, host, m.cpu, tlb, budget);
   return Flow::kOk;
 }
 
@@ -161,9 +178,25 @@ Stop Interpreter::Run(CpuState& cpu, GuestMemory& mem, uint64_t max_insns) {
   phys.BeginAttempt();
   Executor ex(m);
   Fetched f;
+  const InlineTlb* tlb = translator_.enabled() ? mem.inline_tlb() : nullptr;
+  bool at_target = true;  // where a block may start: the first instruction, jump targets
   for (uint64_t budget = max_insns; budget > 0; --budget) {
+    Flow flow = Flow::kOk;
+    if (tlb && at_target && pending_.empty()) {
+      at_target = false;
+      uint64_t ran = 0;
+      flow = RunTranslated(m, translator_, *tlb, budget, ran);
+      if (flow == Flow::kOk && ran > 0) {
+        // The loop's decrement counts the last of them. The block left
+        // before an instruction it does not finish: the interpreter runs it.
+        retired_ += ran;
+        budget -= ran - 1;
+        continue;
+      }
+      if (flow != Flow::kOk) f.Nothing();
+    }
     bool retired = true;
-    Flow flow = Step(m, ex, decode_cache_, f, retired);
+    if (flow == Flow::kOk) flow = Step(m, ex, decode_cache_, f, retired, at_target);
     if (flow == Flow::kOk) [[likely]] {
       retired_ += retired;
       // The completed instruction consumed what it was given; nothing may
@@ -178,6 +211,7 @@ Stop Interpreter::Run(CpuState& cpu, GuestMemory& mem, uint64_t max_insns) {
       // its own completed reads and the delivery continues with the next.
       flow = DeliverFault(m, m.fault());
       if (flow == Flow::kOk) {
+        at_target = true;
         pending_.Clear();
         if (phys.stop_after_retire()) return stop;  // the frame went to MMIO
         continue;

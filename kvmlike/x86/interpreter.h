@@ -11,6 +11,10 @@
 //
 // Each instruction is fetched through GuestMemory (the vCPU's MMU) every
 // time it runs, but decoded once while its bytes stay the same (DecodeCache).
+// Hot loops in 32-bit flat protected mode run as translated host code
+// (translator/translator.h) when the GuestMemory offers an inline TLB; they
+// hand back at instruction boundaries, so nothing here can tell the two apart
+// but the speed.
 //
 // Not thread-safe: one Interpreter per vCPU, used by the thread in KVM_RUN.
 #pragma once
@@ -22,6 +26,7 @@
 #include "kvmlike/x86/decode_cache.h"
 #include "kvmlike/x86/guest_memory.h"
 #include "kvmlike/x86/pending_reads.h"
+#include "kvmlike/x86/translator/translator.h"
 
 namespace kvmlike::x86 {
 
@@ -76,6 +81,8 @@ struct Stop {
 
 class Interpreter {
  public:
+  explicit Interpreter(translator::Options translation = {}) : translator_(translation) {}
+
   // Executes at most max_insns steps (>= 1). A step is one instruction
   // (with the delivery of an exception it raises), one chunk of up to 4096
   // elements of a REP string instruction, or one attempt that GuestMemory
@@ -93,10 +100,12 @@ class Interpreter {
   uint64_t instructions_retired() const { return retired_; }
   // Attempts abandoned because GuestMemory answered kRetry.
   uint64_t retries() const { return retries_; }
+  const translator::Translator& translator() const { return translator_; }
 
  private:
   PendingReads pending_;
   DecodeCache decode_cache_;
+  translator::Translator translator_;
   uint64_t retired_ = 0;
   uint64_t retries_ = 0;
 };

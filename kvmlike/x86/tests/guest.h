@@ -1,10 +1,16 @@
 // Test harness for the interpreter: FakeMemory (flat RAM, an MMIO hole, and
 // pages that can be made to answer kExit or kRetry), and Guest, a vCPU set up
 // in real mode or flat 32-bit protected mode that runs hand-assembled bytes.
+//
+// With KVMLIKE_X86_TEST_TRANSLATE=1 in the environment every Guest offers an
+// inline TLB and compiles a block at its first arrival, so the same suites
+// run hot code through the translator (ctest runs them both ways).
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <map>
@@ -19,16 +25,29 @@ namespace kvmlike::x86::testing {
 
 // RAM covers [0, kRamSize); [kMmioBegin, kMmioEnd) and everything above RAM
 // has no memslot (kMmio).
+// Whether the suites run with the translator (see the top of this file).
+inline bool TranslateInTests() {
+  const char* v = std::getenv("KVMLIKE_X86_TEST_TRANSLATE");
+  return v && v[0] == '1';
+}
+
+// How FakeMemory fills the inline TLB it offers: 4 KiB entries, or one
+// 2 MiB entry per block of RAM.
+enum class TlbPages : uint8_t { k4K, k2M };
+
 class FakeMemory final : public GuestMemory {
  public:
   static constexpr uint64_t kRamSize = 4ull << 20;
   static constexpr uint64_t kMmioBegin = 0xd0000, kMmioEnd = 0xe0000;
 
-  FakeMemory() : ram_(kRamSize) {}
+  FakeMemory() : tlb_(kTlbEntries), ram_(kRamSize) {
+    if (TranslateInTests()) OfferInlineTlb();
+  }
 
   Translation Translate(base::Gpa gpa, AccessKind kind) override {
     ++translations;
     uint64_t a = gpa.value();
+    if (offered_) Acknowledge();
     if (!forced_.empty()) [[unlikely]] {
       auto it = forced_.find(a >> 12);
       if (it != forced_.end() && it->second.times > 0 &&
@@ -39,13 +58,40 @@ class FakeMemory final : public GuestMemory {
     }
     if (a >= kRamSize || (a >= kMmioBegin && a < kMmioEnd)) return {MemOutcome::kMmio, nullptr};
     last_kind = kind;
+    if (offered_) {
+      if (kind == AccessKind::kWrite) ++write_translations;
+      if (!forced_.count(a >> 12)) Cache(a, kind);
+    }
     return {MemOutcome::kOk, &ram_[a]};
   }
+
+  const InlineTlb* inline_tlb() const override { return offered_ ? &inline_ : nullptr; }
+
+  // Offers the inline TLB from now on, filled as pages are translated; a
+  // page read before it is written gets a read-only entry first (as a TDP
+  // leaf without the dirty bit does), so the first write goes to Translate.
+  void OfferInlineTlb(TlbPages pages = TlbPages::k4K) {
+    offered_ = true;
+    pages_ = pages;
+    uint8_t* base = reinterpret_cast<uint8_t*>(tlb_.data());
+    inline_ = {.small = base,
+               .large = base + inline_tlb::kSmallEntries * sizeof(TlbEntry),
+               .tag_bits = uint64_t{kTag} << inline_tlb::kTagShift,
+               .generation = &generation_,
+               .acknowledged = &acknowledged_};
+  }
+  // A shootdown, from any thread: the generation moves; the next Translate
+  // (on the vCPU's thread) drops every entry and acknowledges it, as the
+  // vCPU's memory does.
+  void Shootdown() { generation_.fetch_add(1); }
+  uint64_t generation() const { return generation_.load(); }
+  uint64_t acknowledged() const { return acknowledged_.load(); }
 
   // The next `times` translations of gpa's page (writes only, if asked)
   // answer outcome.
   void Force(uint64_t gpa, MemOutcome outcome, int times, bool only_writes = false) {
     forced_[gpa >> 12] = {outcome, times, only_writes};
+    Shootdown();
   }
 
   void Load(uint64_t gpa, std::initializer_list<uint8_t> bytes) {
@@ -63,9 +109,58 @@ class FakeMemory final : public GuestMemory {
   void Set64(uint64_t gpa, uint64_t v) { std::memcpy(&ram_[gpa], &v, 8); }
 
   uint64_t translations = 0;
+  uint64_t write_translations = 0;  // counted while the inline TLB is offered
   AccessKind last_kind = AccessKind::kRead;
 
  private:
+  // The entry layout of inline_tlb::, as mmu::SoftTlb has it.
+  struct TlbEntry {
+    uint64_t key = ~uint64_t{0};
+    uint8_t* host = nullptr;
+    bool writable = false;
+    bool executable = false;
+  };
+  static_assert(sizeof(TlbEntry) == inline_tlb::kEntrySize);
+  static constexpr uint64_t kTlbEntries = inline_tlb::kSmallEntries + inline_tlb::kLargeEntries;
+  static constexpr uint16_t kTag = 1;
+
+  void Acknowledge() {
+    if (uint64_t gen = generation_.load(); gen != acknowledged_.load()) {
+      for (TlbEntry& e : tlb_) e = TlbEntry{};
+      acknowledged_.store(gen);
+    }
+  }
+
+  void Cache(uint64_t a, AccessKind kind) {
+    bool writable = kind == AccessKind::kWrite;
+    uint64_t gfn = a >> 12;
+    uint64_t key_base = uint64_t{kTag} << inline_tlb::kTagShift;
+    if (pages_ == TlbPages::k2M && !SpansHole(a)) {
+      uint64_t block = a >> 21;
+      TlbEntry& e = tlb_[inline_tlb::kSmallEntries + block % inline_tlb::kLargeEntries];
+      if (e.key == (key_base | block) && e.writable) return;
+      e = {key_base | block, &ram_[block << 21], writable, true};
+      return;
+    }
+    TlbEntry& e = tlb_[gfn % inline_tlb::kSmallEntries];
+    if (e.key == (key_base | gfn) && e.writable) return;
+    e = {key_base | gfn, &ram_[gfn << 12], writable, true};
+  }
+  // A 2 MiB block containing the MMIO hole or a forced page gets 4 KiB entries.
+  bool SpansHole(uint64_t a) const {
+    uint64_t lo = a & ~((uint64_t{1} << 21) - 1), hi = lo + (uint64_t{1} << 21);
+    if (lo < kMmioEnd && hi > kMmioBegin) return true;
+    for (const auto& [page, f] : forced_)
+      if ((page << 12) >= lo && (page << 12) < hi) return true;
+    return false;
+  }
+
+  bool offered_ = false;
+  TlbPages pages_ = TlbPages::k4K;
+  std::vector<TlbEntry> tlb_;
+  InlineTlb inline_{};
+  std::atomic<uint64_t> generation_{0}, acknowledged_{0};
+
   template <typename T>
   T Get(uint64_t gpa) const {
     T v;
@@ -109,9 +204,12 @@ inline Segment FlatSegment(uint16_t selector, uint8_t type) {
 }
 
 struct Guest {
+  Guest() = default;
+  explicit Guest(translator::Options translation) : interp(translation) {}
+
   FakeMemory mem;
   CpuState cpu = CpuState::Reset();
-  Interpreter interp;
+  Interpreter interp{translator::Options{.enabled = true, .hot_after = TranslateInTests() ? 1u : 16u}};
 
   // Real mode, every segment at 0, IP = ip, SP = 0x7000.
   static constexpr uint32_t kCode = 0x1000;

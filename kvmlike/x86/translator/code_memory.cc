@@ -1,0 +1,51 @@
+#include "kvmlike/x86/translator/code_memory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace kvmlike::x86::translator {
+
+std::unique_ptr<CodeMemory> CodeMemory::Create(size_t bytes) {
+  int fd = memfd_create("kvmlike-code", MFD_CLOEXEC);
+  if (fd < 0) return nullptr;
+  void* rw = MAP_FAILED;
+  void* rx = MAP_FAILED;
+  if (ftruncate(fd, static_cast<off_t>(bytes)) == 0) {
+    rw = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    rx = mmap(nullptr, bytes, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+  }
+  close(fd);  // the mappings keep the memory
+  if (rw == MAP_FAILED || rx == MAP_FAILED) {
+    if (rw != MAP_FAILED) munmap(rw, bytes);
+    if (rx != MAP_FAILED) munmap(rx, bytes);
+    return nullptr;
+  }
+  return std::unique_ptr<CodeMemory>(
+      new CodeMemory(static_cast<uint8_t*>(rw), static_cast<const uint8_t*>(rx), bytes));
+}
+
+CodeMemory::~CodeMemory() {
+  munmap(rw_, size_);
+  munmap(const_cast<uint8_t*>(rx_), size_);
+}
+
+// Both views are one page cache page, and x86 keeps instruction fetch
+// coherent with stores to the same physical memory, so code written through
+// rw_ runs from rx_ without a flush.
+const void* CodeMemory::Add(std::span<const uint8_t> code) {
+  constexpr size_t kAlign = 16;
+  size_t at = (used_ + kAlign - 1) & ~(kAlign - 1);
+  if (code.size() > size_ || at > size_ - code.size()) return nullptr;
+  std::memcpy(rw_ + at, code.data(), code.size());
+  used_ = at + code.size();
+  return rx_ + at;
+}
+
+bool CodeMemory::Contains(const void* host) const {
+  auto* p = static_cast<const uint8_t*>(host);
+  return p >= rx_ && p < rx_ + size_;
+}
+
+}  // namespace kvmlike::x86::translator
