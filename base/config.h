@@ -39,6 +39,12 @@ inline constexpr int kTdpFormatOverride = 2;
 inline constexpr int kTdpFormatOverride = 0;
 #endif
 
+#ifdef CONFIG_X86_TRANSLATOR
+inline constexpr bool kX86Translator = true;
+#else
+inline constexpr bool kX86Translator = false;
+#endif
+
 #ifdef CONFIG_DEBUG_CHECKS
 inline constexpr bool kDebugChecks = true;
 #else

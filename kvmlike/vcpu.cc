@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -34,7 +35,15 @@ enum PendingExit : uint32_t { kNone = 0, kIoIn, kMmioRead, kHypercall };
 // shootdowns (Vm::SyncTlbs waits for that while the vCPU is in guest mode).
 class VcpuMemory final : public x86::GuestMemory {
  public:
-  explicit VcpuMemory(Vcpu& v) : v_(v), vm_(*v.vm_) {}
+  explicit VcpuMemory(Vcpu& v) : v_(v), vm_(*v.vm_) {
+    inline_tlb_ = {
+        .small = reinterpret_cast<const uint8_t*>(v.tlb_.small_entries()),
+        .large = reinterpret_cast<const uint8_t*>(v.tlb_.large_entries()),
+        .tag_bits = uint64_t{Tag()} << mmu::SoftTlb::kTagShift,
+        .generation = &vm_.tlb_gen_word(),
+        .acknowledged = &v.tlb_gen_acked_,
+    };
+  }
 
   // The hit path is a few loads and stores nothing: a flush to acknowledge or
   // a miss goes to Slow, a tail call, so that a hit saves no registers (a
@@ -45,6 +54,10 @@ class VcpuMemory final : public x86::GuestMemory {
     if (uint8_t* host = Lookup(gpa, kind)) [[likely]] return {x86::MemOutcome::kOk, host};
     return Slow(gpa, kind);
   }
+
+  // Translated code looks the TLB up as Lookup does and acknowledges
+  // shootdowns by leaving for Translate when the generation moved.
+  const x86::InlineTlb* inline_tlb() const override { return &inline_tlb_; }
 
   Error exit_error() const { return exit_error_; }
 
@@ -125,7 +138,21 @@ class VcpuMemory final : public x86::GuestMemory {
   Vcpu& v_;
   Vm& vm_;
   Error exit_error_ = Error::kFault;
+  x86::InlineTlb inline_tlb_;
 };
+
+// The layout InlineTlb promises translated code.
+namespace inline_layout {
+using Entry = mmu::SoftTlb::Entry;
+namespace itlb = x86::inline_tlb;
+static_assert(sizeof(Entry) == itlb::kEntrySize);
+static_assert(offsetof(Entry, tag_key) == itlb::kKeyOffset);
+static_assert(offsetof(Entry, host) == itlb::kHostOffset);
+static_assert(offsetof(Entry, writable) == itlb::kWritableOffset && sizeof(Entry::writable) == 1);
+static_assert(mmu::SoftTlb::kSmall == itlb::kSmallEntries);
+static_assert(mmu::SoftTlb::kLarge == itlb::kLargeEntries);
+static_assert(mmu::SoftTlb::kTagShift == itlb::kTagShift);
+}  // namespace inline_layout
 
 Vcpu::Vcpu(Vm& vm, uint32_t id, kvm_run* run, std::unique_ptr<StatsBlock> stats)
     : vm_(base::RefPtr<Vm>::FromRaw(&vm)), id_(id), run_(run), stats_(std::move(stats)) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "base/config.h"
 #include "base/mutex.h"
 #include "base/refptr.h"
 #include "base/result.h"
@@ -80,7 +81,8 @@ class Vcpu final : public FdObject {
 
   base::Mutex run_lock_{base::LockClass::kVcpu};
   x86::CpuState cpu_ TA_GUARDED_BY(run_lock_);
-  x86::Interpreter interp_ TA_GUARDED_BY(run_lock_);
+  x86::Interpreter interp_ TA_GUARDED_BY(run_lock_){
+      x86::translator::Options{.enabled = base::config::kX86Translator}};
   mmu::SoftTlb tlb_;  // only the thread in KVM_RUN (holding run_lock_) touches it
   // The exit userspace must complete on the next KVM_RUN (IN, MMIO read, hypercall).
   uint32_t pending_exit_ TA_GUARDED_BY(run_lock_) = 0;

@@ -130,6 +130,8 @@ class Vm final : public FdObject {
   // wait for every vCPU in guest mode to have seen the current one.
   // Sequentially consistent with vCPUs entering guest mode (Vcpu::Run).
   uint64_t tlb_gen() const { return tlb_gen_.load(std::memory_order_seq_cst); }
+  // The generation itself, for translated guest code that compares it inline.
+  const std::atomic<uint64_t>& tlb_gen_word() const { return tlb_gen_; }
   void SyncTlbs() TA_EXCLUDES(vcpus_lock_);
 
   bool hypercall_exit_enabled(uint64_t nr) const {

@@ -46,10 +46,18 @@ class SoftTlb {
   void FlushTag(uint16_t tag);  // only the entries filled under tag
   uint64_t flushes() const { return flushes_; }  // Flush and FlushTag calls
 
- private:
+  // The arrays as translated guest code reads them inline (x86::InlineTlb):
+  // entry i of small_entries() caches GFN g with g % kSmall == i, entry i of
+  // large_entries() the 2 MiB block b with b % kLarge == i, each keyed by
+  // (tag << kTagShift) | g or b.
   static constexpr uint64_t kSmall = 4096;  // 16 MiB of 4 KiB pages
   static constexpr uint64_t kLarge = 256;   // 512 MiB of 2 MiB blocks
-  static uint64_t Key(uint16_t tag, uint64_t index) { return (uint64_t{tag} << 48) | index; }
+  static constexpr uint32_t kTagShift = 48;
+  const Entry* small_entries() const { return small_.data(); }
+  const Entry* large_entries() const { return large_.data(); }
+
+ private:
+  static uint64_t Key(uint16_t tag, uint64_t index) { return (uint64_t{tag} << kTagShift) | index; }
   static bool Allows(const Entry& e, bool write, bool exec) {
     return (!write || e.writable) && (!exec || e.executable);
   }
