@@ -62,14 +62,16 @@ bool Translator::Compile(Entry& e, base::Gpa gpa, const uint8_t* host) {
     return false;
   }
   if (!code_) code_ = CodeMemory::Create(kCodeBytes);
-  if (!code_) {
+  if (!code_) {  // the host refuses executable mappings: interpret from now on
     enabled_ = false;
+    e.rejected = true;
     return false;
   }
   const void* fn = code_->Add(b->code);
   if (!fn) {
     ForgetAll();
     fn = code_->Add(b->code);
+    if (!fn) return false;  // a block is a few KiB: cannot happen with the memory empty
   }
   e.gpa = gpa.value();
   e.guest_bytes = b->guest_bytes;

@@ -46,8 +46,8 @@ class Translator {
   // without paging, CS/DS/SS flat (base 0, 4 GiB, DS/SS writable expand-up
   // data), no single-step.
   static bool Eligible(const CpuState& cpu);
-  // Whether this host runs translated code (LAHF/SAHF in 64-bit mode) and
-  // the options ask for it.
+  // Whether this host runs translated code (LAHF/SAHF in 64-bit mode, code
+  // memory could be mapped) and the options ask for it.
   bool enabled() const { return enabled_; }
 
   // Counts an arrival at the branch target gpa (cpu Eligible); true when
