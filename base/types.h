@@ -69,6 +69,10 @@ struct Range {
     T e = end < o.end ? end : o.end;
     return e < b ? Range{b, b} : Range{b, e};
   }
+  // The smallest range that contains both.
+  constexpr Range Span(const Range& o) const {
+    return {begin < o.begin ? begin : o.begin, end < o.end ? o.end : end};
+  }
   constexpr bool operator==(const Range&) const = default;
 };
 

@@ -1,6 +1,7 @@
 // A kernel fd with one owner.
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <utility>
@@ -26,5 +27,12 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// kvmlike's own fds sit high, away from the numbers programs expect to get.
+inline constexpr int kOwnFdMin = 1000;
+
+// A close-on-exec duplicate of fd numbered kOwnFdMin or above; invalid (errno
+// set) on failure.
+inline UniqueFd DupOwnFd(int fd) { return UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, kOwnFdMin)); }
 
 }  // namespace base

@@ -37,9 +37,6 @@ Result<base::UniqueFd> CreateMemfd(uint64_t size) {
 // Populate works in chunks of 32 MiB between signal checks.
 constexpr uint64_t kAllocChunkPages = 8192;
 
-// kvmlike's own fds sit high, away from the numbers programs expect to get.
-constexpr int kOwnFdMin = 1000;
-
 }  // namespace
 
 Inode::Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, base::UniqueFd own)
@@ -52,7 +49,7 @@ Result<Inode::Created> Inode::Create(Subsystem& sys, uint64_t size, uint64_t fla
   base::UniqueFd own;
   bool memfd_backed = (flags & (kFlagMmap | kFlagInitShared)) == (kFlagMmap | kFlagInitShared);
   if (memfd_backed) {
-    own = base::UniqueFd(fcntl(fd.get(), F_DUPFD_CLOEXEC, kOwnFdMin));
+    own = base::DupOwnFd(fd.get());
     if (!own.valid()) return Error::kNoMemory;
   }
   auto inode = base::RefPtr<Inode>::Adopt(
@@ -86,17 +83,12 @@ class Inode::InvalidationScope {
   // path may take a file lock before it notices the invalidation.
   InvalidationScope(Inode& inode, PgOffRange range) TA_REQUIRES(inode.invalidate_lock_)
       : inode_(inode), range_(range) {
-    std::vector<BindingTarget*> targets;
-    for (File& f : inode_.files_)
-      f.ForEachBinding(range_, [&](Binding& b, PgOffRange r) {
-        b.target().InvalidateBegin(r);
-        targets.push_back(&b.target());
-      });
-    for (BindingTarget* t : targets) t->SyncInvalidation();
+    std::vector<BindingTarget*> begun;
+    for (File& f : inode_.files_) f.BeginInvalidation(range_, begun);
+    for (BindingTarget* t : begun) t->SyncInvalidation();
   }
   ~InvalidationScope() TA_NO_THREAD_SAFETY_ANALYSIS {
-    for (File& f : inode_.files_)
-      f.ForEachBinding(range_, [](Binding& b, PgOffRange r) { b.target().InvalidateEnd(r); });
+    for (File& f : inode_.files_) f.EndInvalidation(range_);
   }
 
  private:
@@ -154,38 +146,33 @@ Status Inode::PunchPages(PgOffRange range) {
   return Status::Ok();
 }
 
-// 2 MiB aligned, so that aligned blocks of the file can back 2 MiB leaves.
-Result<uint8_t*> Inode::SharedMapping() {
+// The mapping is 2 MiB aligned, so that aligned blocks of the file can back
+// 2 MiB leaves.
+Result<uint8_t*> Inode::MemfdPage(PgOff off) {
   if (!shared_) {
-    constexpr uint64_t kHuge = uint64_t{2} << 20;
-    void* area = mmap(nullptr, size() + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                      -1, 0);
-    if (area == MAP_FAILED) return Error::kNoMemory;
-    auto raw = reinterpret_cast<uintptr_t>(area);
-    uintptr_t aligned = (raw + kHuge - 1) & ~(kHuge - 1);
-    void* p = mmap(reinterpret_cast<void*>(aligned), size(), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_NORESERVE | MAP_FIXED, own_fd_.get(), 0);
-    if (p == MAP_FAILED) {
-      munmap(area, size() + kHuge);
-      return Error::kNoMemory;
-    }
-    if (aligned > raw) munmap(area, aligned - raw);
-    munmap(reinterpret_cast<void*>(aligned + size()), raw + kHuge - aligned);
+    void* p = MapHugeAligned(size(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, own_fd_.get());
+    if (p == MAP_FAILED) return Error::kNoMemory;
     shared_ = static_cast<uint8_t*>(p);
   }
-  return shared_;
+  return shared_ + base::PagesToBytes(off.value());
 }
 
 // A pool frame is zeroed the first time a guest uses it, not at fallocate (as
-// the kernel zeroes a folio that is not yet uptodate); memfd pages come zeroed
-// from the host when first touched.
+// the kernel zeroes a folio that is not yet uptodate).
+uint8_t* Inode::UptodateFrame(PgOff off, PageStore::Page page, FramePool& pool) {
+  auto* host = static_cast<uint8_t*>(pool.Address(page.pfn));
+  if (!page.uptodate) {
+    std::memset(host, 0, base::kPageSize);
+    pages_.SetUptodate(off);
+  }
+  return host;
+}
+
+// memfd pages come zeroed from the host when first touched.
 Result<uint8_t*> Inode::GetPage(PgOff off) {
   if (off.value() >= nr_pages_) return Error::kInvalid;
   base::MutexGuard g(pages_lock_);
-  if (memfd_backed()) {
-    TRY_ASSIGN(uint8_t * base, SharedMapping());
-    return base + base::PagesToBytes(off.value());
-  }
+  if (memfd_backed()) return MemfdPage(off);
   PageStore::Page page = pages_.Lookup(off);
   if (!page.present) {
     TRY_ASSIGN(FramePool * pool, sys_.pool());
@@ -193,12 +180,7 @@ Result<uint8_t*> Inode::GetPage(PgOff off) {
     page = pages_.Lookup(off);
   }
   if (page.hwpoison) return Error::kHwPoison;
-  auto* host = static_cast<uint8_t*>(sys_.pool_if_created()->Address(page.pfn));
-  if (!page.uptodate) {
-    std::memset(host, 0, base::kPageSize);
-    pages_.SetUptodate(off);
-  }
-  return host;
+  return UptodateFrame(off, page, *sys_.pool_if_created());
 }
 
 uint8_t* Inode::PeekPage(PgOff off) const {
@@ -212,22 +194,15 @@ uint8_t* Inode::PeekPage(PgOff off) const {
 }
 
 Result<uint8_t*> Inode::GetHugePage(PgOff first) {
-  constexpr uint64_t kHuge = 512;
-  if (first.value() % kHuge || first.value() + kHuge > nr_pages_) return Error::kInvalid;
+  if (first.value() % kHugeFrames || first.value() + kHugeFrames > nr_pages_) return Error::kInvalid;
   base::MutexGuard g(pages_lock_);
-  if (memfd_backed()) {
-    TRY_ASSIGN(uint8_t * base, SharedMapping());
-    return base + base::PagesToBytes(first.value());
-  }
+  if (memfd_backed()) return MemfdPage(first);
   TRY_ASSIGN(FramePool * pool, sys_.pool());
   TRY_ASSIGN(Pfn pfn, pages_.PopulateHuge(first, *pool));
-  for (uint64_t i = 0; i < kHuge; i++) {
+  for (uint64_t i = 0; i < kHugeFrames; i++) {
     PageStore::Page page = pages_.Lookup(first + i);
     if (page.hwpoison) return Error::kAgain;
-    if (!page.uptodate) {
-      std::memset(pool->Address(page.pfn), 0, base::kPageSize);
-      pages_.SetUptodate(first + i);
-    }
+    UptodateFrame(first + i, page, *pool);
   }
   return static_cast<uint8_t*>(pool->Address(pfn));
 }

@@ -11,7 +11,6 @@
 // System::BeginHostRangeChange, KVM's MMU notifier.
 #include <sched.h>
 
-#include <algorithm>
 #include <vector>
 
 #include "base/user_copy.h"
@@ -150,6 +149,7 @@ std::optional<Vm::TlbEntry> Vm::TlbFill(Gfn gfn, AccessKind kind) {
     return std::nullopt;
   tdp_->MarkAccessed(gfn, write);
   TlbEntry e{reinterpret_cast<uint8_t*>(leaf->host.value()),
+             reinterpret_cast<uint8_t*>(leaf->PageOf(gfn).value()),
              leaf->level == 2 ? mmu::PageSize::k2M : mmu::PageSize::k4K, leaf->perm};
   // The TLB entry allows writes only once the leaf is dirty, so the first
   // write after a read walks again and sets the dirty bit.
@@ -185,12 +185,7 @@ void Vm::ZapSlot(const Memslot& slot) {
 
 void Vm::InvalidateBegin(int, GfnRange range) {
   base::MutexGuard g(mmu_lock_);
-  if (invalidate_in_progress_++ == 0) {
-    invalidate_range_ = range;
-  } else {
-    invalidate_range_.begin = std::min(invalidate_range_.begin, range.begin);
-    invalidate_range_.end = std::max(invalidate_range_.end, range.end);
-  }
+  invalidate_range_ = invalidate_in_progress_++ == 0 ? range : invalidate_range_.Span(range);
   ZapLocked(range);
 }
 

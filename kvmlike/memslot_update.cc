@@ -94,7 +94,7 @@ Status Vm::CreateSlot(const MemslotSpec& spec, const kvm_userspace_memory_region
   if (as.Read([&](auto& set) { return set.FindOverlap(spec.gfns, nullptr); })) return Error::kExists;
   auto slot = std::make_unique<Memslot>(*this, spec);
   if (spec.flags & KVM_MEM_GUEST_MEMFD)
-    TRY(BindGuestMemfd(*slot, static_cast<int>(mem.guest_memfd), mem.guest_memfd_offset));
+    TRY(BindGuestMemfd(*slot, static_cast<int>(mem.guest_memfd)));
   // The architecture's own limit comes last, after the bind (as KVM's
   // prepare step does); a failure here unbinds with the slot.
   if (spec.gfns.end.value() - 1 > kMaxGfn) return Error::kInvalid;
@@ -146,15 +146,16 @@ void Vm::DeleteSlot(Memslot& old) {
 
 // kvm_gmem_bind: the fd must be a guest_memfd of this VM, and the slot's
 // range must fit in the file without overlapping another binding.
-Status Vm::BindGuestMemfd(Memslot& slot, int fd, uint64_t offset) {
+Status Vm::BindGuestMemfd(Memslot& slot, int fd) {
   base::RefPtr<FdObject> obj = sys_.fds().Lookup(fd);
   if (!obj) return fcntl(fd, F_GETFD) < 0 ? Error::kBadFd : Error::kInvalid;
   if (obj->kind() != FdObject::Kind::kGmem) return Error::kInvalid;
   gmem::File& file = static_cast<GmemFd&>(*obj).file();
   if (file.vm_id() != id_) return Error::kInvalid;
+  auto range = base::PgOffRange::FromCount(slot.spec().gmem_base, slot.npages());
+  uint64_t offset = base::PagesToBytes(range.begin.value());  // guest_memfd_offset, page-aligned
   if (static_cast<int64_t>(offset) < 0 || offset + base::PagesToBytes(slot.npages()) > file.size())
     return Error::kInvalid;
-  auto range = base::PgOffRange::FromCount(slot.spec().gmem_base, slot.npages());
   TRY_ASSIGN(std::unique_ptr<gmem::Binding> binding, file.Bind(range, slot));
   slot.AttachBinding(std::move(binding));
   return Status::Ok();

@@ -38,11 +38,10 @@ Result<std::unique_ptr<StatsBlock>> StatsBlock::Create(const std::string& id,
   const size_t data_off = Align8(desc_off + descs.size() * desc_size);
   const size_t total = data_off + descs.size() * sizeof(uint64_t);
 
-  base::UniqueFd fd(memfd_create("kvm-stats", MFD_CLOEXEC));
+  base::UniqueFd memfd(memfd_create("kvm-stats", MFD_CLOEXEC));
+  if (!memfd.valid()) return base::FromErrno(errno);
+  base::UniqueFd fd = base::DupOwnFd(memfd.get());
   if (!fd.valid()) return base::FromErrno(errno);
-  int own = fcntl(fd.get(), F_DUPFD_CLOEXEC, 1000);
-  if (own < 0) return base::FromErrno(errno);
-  fd = base::UniqueFd(own);
   if (ftruncate(fd.get(), static_cast<off_t>(total)) != 0) return Error::kNoMemory;
   void* map = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (map == MAP_FAILED) return Error::kNoMemory;

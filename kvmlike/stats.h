@@ -39,7 +39,7 @@ class StatsBlock {
   StatsBlock(const StatsBlock&) = delete;
   StatsBlock& operator=(const StatsBlock&) = delete;
 
-  std::atomic<uint64_t>& operator[](size_t i) { return data_[i]; }
+  uint64_t Get(size_t i) const { return data_[i].load(std::memory_order_relaxed); }
   void Add(size_t i, uint64_t n = 1) { data_[i].fetch_add(n, std::memory_order_relaxed); }
   void Set(size_t i, uint64_t v) { data_[i].store(v, std::memory_order_relaxed); }
 

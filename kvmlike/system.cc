@@ -117,12 +117,7 @@ std::unique_ptr<HostRangeChange> System::BeginHostRangeChange(base::HvaRange ran
   if (range.empty() || forked_.load(std::memory_order_relaxed)) return nullptr;
   {
     base::MutexGuard g(host_change_lock_);
-    if (host_changes_.fetch_add(1) == 0) {
-      host_change_range_ = range;
-    } else {
-      host_change_range_.begin = std::min(host_change_range_.begin, range.begin);
-      host_change_range_.end = std::max(host_change_range_.end, range.end);
-    }
+    host_change_range_ = host_changes_.fetch_add(1) == 0 ? range : host_change_range_.Span(range);
   }
   auto change = std::unique_ptr<HostRangeChange>(new HostRangeChange(*this));
   if (range.end.value() <= slot_mem_lo_.load() || range.begin.value() >= slot_mem_hi_.load())

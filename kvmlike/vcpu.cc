@@ -4,8 +4,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "base/interruptible.h"
@@ -80,12 +82,14 @@ class VcpuMemory final : public x86::GuestMemory {
       v_.tlb_gen_acked_.store(gen, std::memory_order_release);
     }
     if (uint8_t* host = Lookup(gpa, kind)) return {x86::MemOutcome::kOk, host};
-    return Miss(gpa, base::GpaToGfn(gpa), kind, gpa.value() & (base::kPageSize - 1));
+    return Miss(gpa, kind);
   }
 
   // A TLB miss walks the second-level table first; only a missing (or too
   // weak) leaf is a two-dimensional fault.
-  x86::Translation Miss(base::Gpa gpa, base::Gfn gfn, x86::AccessKind kind, uint64_t offset) {
+  x86::Translation Miss(base::Gpa gpa, x86::AccessKind kind) {
+    const base::Gfn gfn = base::GpaToGfn(gpa);
+    const uint64_t offset = gpa.value() & (base::kPageSize - 1);
     if (uint8_t* host = Fill(gfn, kind)) return {x86::MemOutcome::kOk, host + offset};
     FaultResult f = vm_.HandleFault(gpa, kind);
     switch (f.outcome) {
@@ -123,8 +127,7 @@ class VcpuMemory final : public x86::GuestMemory {
     std::optional<Vm::TlbEntry> e = vm_.TlbFill(gfn, kind);
     if (!e) return nullptr;
     v_.tlb_.Insert(Tag(), gfn, e->host, e->perm, e->size);
-    if (e->size == mmu::PageSize::k4K) return e->host;
-    return e->host + base::PagesToBytes(gfn.value() & (mmu::kPagesPer2M - 1));
+    return e->page;
   }
 
   void FillMemoryFault(base::Gpa gpa, uint64_t flags) {
@@ -140,6 +143,30 @@ class VcpuMemory final : public x86::GuestMemory {
   Error exit_error_ = Error::kFault;
   x86::InlineTlb inline_tlb_;
 };
+
+namespace {
+
+// Guest mode lasts from the start of KVM_RUN to its return: Vm::SyncTlbs
+// waits for a vCPU in guest mode to acknowledge a shootdown. Entering is
+// sequentially consistent, as are the generation's load at each access and
+// the zapper's increment and its read of the flag: either SyncTlbs sees the
+// vCPU in guest mode and waits for it, or the vCPU's first access sees the
+// new generation. (With release/acquire only, the store here and the load of
+// the generation may pass each other, and neither side would notice.)
+class GuestModeScope {
+ public:
+  explicit GuestModeScope(std::atomic<bool>& in_guest) : in_guest_(in_guest) {
+    in_guest_.store(true, std::memory_order_seq_cst);
+  }
+  ~GuestModeScope() { in_guest_.store(false, std::memory_order_release); }
+  GuestModeScope(const GuestModeScope&) = delete;
+  GuestModeScope& operator=(const GuestModeScope&) = delete;
+
+ private:
+  std::atomic<bool>& in_guest_;
+};
+
+}  // namespace
 
 // The layout InlineTlb promises translated code.
 namespace inline_layout {
@@ -245,17 +272,9 @@ void Vcpu::CompletePendingExit(VcpuMemory& mem) {
 Result<long> Vcpu::Run(unsigned long arg) {
   if (arg) return Error::kInvalid;
   VcpuMemory mem(*this);
-  // Sequentially consistent, as are the generation's load at each access and
-  // the zapper's increment and its read of in_guest_: either SyncTlbs sees this
-  // vCPU in guest mode and waits for it, or the vCPU's first access sees the
-  // new generation. (With release/acquire only, the store here and the load
-  // of the generation may pass each other, and neither side would notice.)
-  in_guest_.store(true, std::memory_order_seq_cst);
+  GuestModeScope guest(in_guest_);
   CompletePendingExit(mem);
-  if (run_->immediate_exit) {
-    in_guest_.store(false, std::memory_order_release);
-    return Error::kInterrupted;
-  }
+  if (run_->immediate_exit) return Error::kInterrupted;
   base::InterruptibleSection signals;
   Result<long> result = 0;
   uint64_t retired = interp_.instructions_retired();
@@ -276,7 +295,6 @@ Result<long> Vcpu::Run(unsigned long arg) {
       break;
     }
   }
-  in_guest_.store(false, std::memory_order_release);
   stats_->Add(vcpustat::kExits);
   stats_->Add(vcpustat::kInsnEmulation, interp_.instructions_retired() - retired);
   return result;
@@ -385,27 +403,27 @@ Result<long> Vcpu::PreFault(unsigned long arg) {
     return Error::kInvalid;
   base::InterruptibleSection signals;
   uint64_t done = 0;
-  Error err = Error::kInvalid;
-  bool failed = false;
+  std::optional<Error> stopped;  // why the loop ended early
   while (r.size) {
     FaultResult f = vm_->HandleFault(base::Gpa(r.gpa), x86::AccessKind::kRead);
-    if (f.outcome == FaultOutcome::kRetry) continue;
+    if (f.outcome == FaultOutcome::kRetry) {
+      sched_yield();  // let the invalidation in progress finish (see VcpuMemory::Miss)
+      continue;
+    }
     if (f.outcome != FaultOutcome::kFixed) {
-      err = f.outcome == FaultOutcome::kMmio ? Error::kNotFound : f.err;
-      failed = true;
+      stopped = f.outcome == FaultOutcome::kMmio ? Error::kNotFound : f.err;
       break;
     }
     r.gpa += base::kPageSize;
     r.size -= base::kPageSize;
     done++;
     if (r.size && signals.Pending()) {
-      err = Error::kInterrupted;
-      failed = true;
+      stopped = Error::kInterrupted;
       break;
     }
   }
   if (done) TRY(base::WriteUser(arg, r));
-  if (failed && !done) return err;
+  if (stopped && !done) return *stopped;
   return 0;
 }
 

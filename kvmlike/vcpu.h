@@ -9,7 +9,8 @@
 // under Vm::vcpus_lock_ when the vCPU is released.
 //
 // Thread safety: vCPU ioctls are serialized by run_lock_ (vcpu->mutex); other
-// threads only post requests (TLB flush) and read the mode, both atomics.
+// threads only read the guest mode and the acknowledged TLB generation, both
+// atomics (Vm::SyncTlbs).
 #pragma once
 
 #include <atomic>
@@ -51,8 +52,9 @@ class Vcpu final : public FdObject {
   uint32_t id() const { return id_; }
   Vm& vm() const { return *vm_; }
 
-  // Another thread changed translations (Vm::FlushRemoteTlbs): while this
-  // vCPU is in guest mode, it acknowledges at its next memory access.
+  // Another thread changed translations (Vm::SyncTlbs): while this vCPU is
+  // in guest mode, it acknowledges the VM's TLB generation at its next memory
+  // access.
   bool in_guest() const { return in_guest_.load(std::memory_order_seq_cst); }
   uint64_t tlb_gen_acked() const { return tlb_gen_acked_.load(std::memory_order_acquire); }
 

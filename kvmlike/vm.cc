@@ -74,9 +74,7 @@ Result<long> Vm::Ioctl(unsigned long cmd, unsigned long arg) {
     case KVMLIKE_GMEM_POISON:
       return DebugPoison(arg);
     case KVMLIKE_HUGE_LEAVES:
-      if (arg > 1) return Error::kInvalid;
-      huge_leaves_.store(arg != 0, std::memory_order_relaxed);
-      return 0;
+      return SetHugeLeaves(arg);
     default:
       return Error::kNoTty;
   }
@@ -105,6 +103,5 @@ Result<long> Vm::CreateGuestMemfd(unsigned long arg) {
   auto file = gmem::File::Create(std::move(created.inode), id_);
   return sys_.fds().Install(std::move(created.memfd), base::MakeRef<GmemFd>(sys_, std::move(file)));
 }
-
 
 }  // namespace kvmlike

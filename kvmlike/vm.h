@@ -18,14 +18,13 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 
 #include "base/mutex.h"
 #include "base/result.h"
 #include "base/srcu.h"
-#include <map>
-#include <memory>
-
 #include "kvmlike/address_space.h"
 #include "kvmlike/attributes.h"
 #include "kvmlike/fd_object.h"
@@ -119,6 +118,7 @@ class Vm final : public FdObject {
   // nullopt (then the access faults).
   struct TlbEntry {
     uint8_t* host;       // the leaf's first byte: gfn's page, or its 2 MiB block
+    uint8_t* page;       // gfn's 4 KiB page (host itself for a 4 KiB leaf)
     mmu::PageSize size;
     mmu::Perm perm;
   };
@@ -153,6 +153,7 @@ class Vm final : public FdObject {
   base::Result<long> CheckExtension(long cap) const;
   base::Result<long> CreateVcpu(unsigned long id);
   base::Result<long> EnableCap(unsigned long arg);
+  base::Result<long> SetHugeLeaves(unsigned long arg);
   base::Result<long> DebugWalk(unsigned long arg);
   base::Result<long> DebugPoison(unsigned long arg);
   FaultResult FaultPrivate(Memslot& slot, base::Gfn gfn);
@@ -179,7 +180,7 @@ class Vm final : public FdObject {
       TA_REQUIRES(slots_lock_);
   base::Status ModifySlot(Memslot& old, const MemslotSpec& spec) TA_REQUIRES(slots_lock_);
   void DeleteSlot(Memslot& old) TA_REQUIRES(slots_lock_);
-  base::Status BindGuestMemfd(Memslot& slot, int fd, uint64_t offset);
+  base::Status BindGuestMemfd(Memslot& slot, int fd);
   base::Result<long> SetMemoryAttributes(unsigned long arg);
   base::Result<long> GetDirtyLog(unsigned long arg);
   base::Result<long> SetNrMmuPages(unsigned long arg);

@@ -1,7 +1,6 @@
 // The VM ioctls that concern vCPUs and guest execution: KVM_CREATE_VCPU,
-// KVM_ENABLE_CAP, and kvmlike's debug queries on the second-level table.
-#include <linux/falloc.h>
-
+// KVM_ENABLE_CAP, and kvmlike's own (second-level table walk and leaf size,
+// guest_memfd page poisoning).
 #include "base/user_copy.h"
 #include "gmem/inode.h"
 #include "kvm_uapi.h"
@@ -53,6 +52,14 @@ Result<long> Vm::EnableCap(unsigned long arg) {
     default:
       return Error::kInvalid;
   }
+}
+
+// KVMLIKE_HUGE_LEAVES: whether faults may map 2 MiB leaves (off by default,
+// as Linux's guest_memfd maps order-0 folios).
+Result<long> Vm::SetHugeLeaves(unsigned long arg) {
+  if (arg > 1) return Error::kInvalid;
+  huge_leaves_.store(arg != 0, std::memory_order_relaxed);
+  return 0;
 }
 
 Result<long> Vm::DebugWalk(unsigned long arg) {

@@ -29,6 +29,8 @@ TEST_CASE("typed ranges are half-open") {
   CHECK_FALSE(a.Overlaps(GfnRange{Gfn(20), Gfn(30)}));
   CHECK(a.Intersect(GfnRange{Gfn(15), Gfn(30)}) == GfnRange{Gfn(15), Gfn(20)});
   CHECK(a.Intersect(GfnRange{Gfn(25), Gfn(30)}).empty());
+  CHECK(a.Span(GfnRange{Gfn(25), Gfn(30)}) == GfnRange{Gfn(10), Gfn(30)});
+  CHECK(a.Span(GfnRange{Gfn(12), Gfn(15)}) == a);
   CHECK(GpaToGfn(Gpa(0x3fff)) == Gfn(3));
 }
 

@@ -28,9 +28,9 @@ void SoftTlb::Flush() {
 
 void SoftTlb::FlushTag(uint16_t tag) {
   for (Entry& e : small_)
-    if (e.tag_key >> 48 == tag) e = Entry{};
+    if (e.tag_key >> kTagShift == tag) e = Entry{};
   for (Entry& e : large_)
-    if (e.tag_key >> 48 == tag) e = Entry{};
+    if (e.tag_key >> kTagShift == tag) e = Entry{};
   ++flushes_;
 }
 

@@ -6,10 +6,10 @@
 // lookups are a few loads and no locks, because only the owning vCPU thread
 // touches it.
 //
-// Invalidation: the VM zaps the Tdp under its mmu_lock, then asks every vCPU
-// to flush (a request checked at each instruction boundary) and waits for the
-// acknowledgement before freeing pages, so no vCPU uses an entry of a page
-// that is gone (see Vcpu).
+// Invalidation: the VM zaps the Tdp under its mmu_lock and bumps its TLB
+// generation, which each vCPU compares at every memory access (flushing when
+// it moved), and waits for every vCPU in guest mode to acknowledge it before
+// freeing pages, so no vCPU uses an entry of a page that is gone (Vm::SyncTlbs).
 #pragma once
 
 #include <array>

@@ -1034,7 +1034,7 @@ int Stress::Finish() {
 
 void Stress::PrintSummary(double stop_ms) {
   StatsBlock& s = vm_->stats();
-  auto stat = [&](size_t i) { return static_cast<unsigned long long>(s[i].load()); };
+  auto stat = [&](size_t i) { return static_cast<unsigned long long>(s.Get(i)); };
   auto n = [](const std::atomic<uint64_t>& a) { return static_cast<unsigned long long>(a.load()); };
   printf("kvmlike_stress: %.1f s, seed %#llx, %d vCPUs, %d region pages in %d slots\n", seconds_,
          static_cast<unsigned long long>(seed_), kVcpus, kRegionPages, kSlots);

@@ -53,6 +53,13 @@ struct Env {
     r.guest_memfd_offset = off;
     return Ioctl(vm, KVM_SET_USER_MEMORY_REGION2, Arg(&r));
   }
+  // KVM_PRE_FAULT_MEMORY of the one page at gpa.
+  long PreFault(int vcpu, uint64_t gpa) {
+    kvm_pre_fault_memory p{};
+    p.gpa = gpa;
+    p.size = base::kPageSize;
+    return Ioctl(vcpu, KVM_PRE_FAULT_MEMORY, Arg(&p));
+  }
   std::vector<kvmlike_obj_info> Objects() {
     std::vector<kvmlike_obj_info> v(256);
     kvmlike_debug_objects q{static_cast<uint32_t>(v.size()), 0, Arg(v.data())};
@@ -165,12 +172,7 @@ TEST_CASE("2 MiB leaves: a qualifying block maps whole, a punch or conversion sp
   int vcpu = static_cast<int>(e.Ioctl(vm, KVM_CREATE_VCPU, 0));
   REQUIRE(vcpu >= 0);
   auto& vmo = static_cast<Vm&>(*e.fds.Lookup(vm));
-  auto prefault = [&](uint64_t gpa) {
-    kvm_pre_fault_memory p{};
-    p.gpa = gpa;
-    p.size = base::kPageSize;
-    return e.Ioctl(vcpu, KVM_PRE_FAULT_MEMORY, Arg(&p));
-  };
+  auto prefault = [&](uint64_t gpa) { return e.PreFault(vcpu, gpa); };
   auto level = [&](uint64_t gpa) {
     auto leaf = vmo.WalkTdp(base::GpaToGfn(base::Gpa(gpa)));
     return leaf ? leaf->level : 0;
@@ -212,7 +214,10 @@ TEST_CASE("second-level tables: EPT for the offered VM types, NPT when Kconfig f
     CAPTURE(type);
     Env e;
     int vm = e.CreateVm(type);
-    if (vm < 0) continue;  // SW_PROTECTED configured out
+    if (vm < 0) {
+      REQUIRE(type == KVM_X86_SW_PROTECTED_VM);  // configured out; the default VM always exists
+      continue;
+    }
     int gmem = e.CreateGmem(vm, 2 * kMiB, type == KVM_X86_DEFAULT_VM ? GUEST_MEMFD_FLAG_MMAP : 0);
     REQUIRE(gmem >= 0);
     REQUIRE(e.SetRegion(vm, 0, 2 * kMiB, 2 * kMiB, gmem, 0) == 0);
@@ -222,10 +227,7 @@ TEST_CASE("second-level tables: EPT for the offered VM types, NPT when Kconfig f
     }
     int vcpu = static_cast<int>(e.Ioctl(vm, KVM_CREATE_VCPU, 0));
     REQUIRE(vcpu >= 0);
-    kvm_pre_fault_memory p{};
-    p.gpa = 2 * kMiB;
-    p.size = base::kPageSize;
-    REQUIRE(e.Ioctl(vcpu, KVM_PRE_FAULT_MEMORY, Arg(&p)) == 0);
+    REQUIRE(e.PreFault(vcpu, 2 * kMiB) == 0);
     kvmlike_walk_gpa q{};
     q.gpa = 2 * kMiB;
     REQUIRE(e.Ioctl(vm, KVMLIKE_WALK_GPA, Arg(&q)) == 0);

@@ -68,12 +68,6 @@ TEST_CASE("SoftTlb flushes one tag or everything") {
   CHECK(tlb->Lookup(0, Gfn(3), false, false) == nullptr);
 }
 
-}  // namespace
-}  // namespace kvmlike::mmu
-
-namespace kvmlike::mmu {
-namespace {
-
 // A 2 MiB-aligned stand-in for a block's host memory (never dereferenced).
 uint8_t* const kBlock = reinterpret_cast<uint8_t*>(uintptr_t{0x7f0000000000});
 uint8_t* const kOtherBlock = reinterpret_cast<uint8_t*>(uintptr_t{0x7f0000200000});
