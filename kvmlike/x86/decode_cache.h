@@ -24,6 +24,14 @@
 
 namespace kvmlike::x86 {
 
+// The slot of the code at gpa in a direct-mapped cache of entries slots:
+// with 256 of them, consecutive instructions within 256 bytes get distinct
+// slots.
+constexpr uint32_t CodeSlot(base::Gpa gpa, uint32_t entries) {
+  uint64_t a = gpa.value();
+  return static_cast<uint32_t>((a ^ (a >> 8)) % entries);
+}
+
 class DecodeCache {
  public:
   // Room for a loop body of a few hundred instructions; one entry is a cache line.
@@ -77,11 +85,7 @@ class DecodeCache {
   }
 
   static uint64_t Tag(base::Gpa gpa, bool default32) { return (gpa.value() << 1) | default32; }
-  // Consecutive instructions within 256 bytes get distinct slots.
-  static uint32_t Slot(base::Gpa gpa) {
-    uint64_t a = gpa.value();
-    return static_cast<uint32_t>((a ^ (a >> 8)) % kEntries);
-  }
+  static uint32_t Slot(base::Gpa gpa) { return CodeSlot(gpa, kEntries); }
 
   // A member rather than a global: reached from this, without the GOT.
   std::array<ByteMask, kCompared> byte_masks_ = MakeByteMasks();

@@ -6,16 +6,29 @@
 
 namespace kvmlike::x86 {
 
-// Rows 00-3F, forms 0-3: Eb,Gb / Ev,Gv / Gb,Eb / Gv,Ev.
+// Rows 00-3F, forms 0-3: Eb,Gb / Ev,Gv / Gb,Eb / Gv,Ev; and the group
+// 80 Eb,Ib / 81 Ev,Iz / 82 Eb,Ib (alias of 80) / 83 Ev,Ib sign-extended.
+// One function for both, so that they share the CMP/modify tail without a
+// call: as a helper, even force-inlined, that tail made these (the hottest
+// instructions) markedly slower.
 Flow Executor::AluRm() {
-  AluOp op = static_cast<AluOp>((insn_->opcode >> 3) & 7);
-  uint8_t size = ByteOrOpSize();
-  bool to_reg = insn_->opcode & 2;
-  Rm rm = RmOperand(), reg = RegOperand();
-  Rm dst = to_reg ? reg : rm;
-  Rm src = to_reg ? rm : reg;
+  AluOp op;
+  uint8_t size;
+  Rm dst;
   uint32_t b;
-  X86_TRY(Read(src, size, b));
+  if (insn_->opcode < 0x40) {
+    op = static_cast<AluOp>((insn_->opcode >> 3) & 7);
+    size = ByteOrOpSize();
+    bool to_reg = insn_->opcode & 2;
+    Rm rm = RmOperand(), reg = RegOperand();
+    dst = to_reg ? reg : rm;
+    X86_TRY(Read(to_reg ? rm : reg, size, b));
+  } else {
+    op = static_cast<AluOp>(insn_->reg);
+    size = (insn_->opcode == 0x81 || insn_->opcode == 0x83) ? insn_->op_size : 1;
+    b = insn_->opcode == 0x83 ? SignExtend(insn_->imm, 1) : insn_->imm;
+    dst = RmOperand();
+  }
   if (op == AluOp::kCmp) {
     uint32_t a;
     X86_TRY(Read(dst, size, a));
@@ -37,24 +50,6 @@ Flow Executor::AluAcc() {
   if (op != AluOp::kCmp) WriteGpr(cpu_, kRax, size, r);
   cpu_.rflags = flags;
   return Flow::kOk;
-}
-
-// 80 Eb,Ib / 81 Ev,Iz / 82 Eb,Ib (alias of 80) / 83 Ev,Ib sign-extended.
-Flow Executor::AluImm() {
-  AluOp op = static_cast<AluOp>(insn_->reg);
-  uint8_t size = (insn_->opcode == 0x81 || insn_->opcode == 0x83) ? insn_->op_size : 1;
-  uint32_t b = insn_->opcode == 0x83 ? SignExtend(insn_->imm, 1) : insn_->imm;
-  Rm dst = RmOperand();
-  if (op == AluOp::kCmp) {
-    uint32_t a;
-    X86_TRY(Read(dst, size, a));
-    uint64_t flags = cpu_.rflags;
-    (void)Alu(op, a, b, size, flags);
-    cpu_.rflags = flags;
-    return Flow::kOk;
-  }
-  return Modify(dst, size, insn_->lock,
-                [&](uint32_t a, uint64_t& flags) { return Alu(op, a, b, size, flags); });
 }
 
 Flow Executor::TestRm() {

@@ -46,10 +46,7 @@ Flow Executor::CallRel() { return CallNear(next_ip_ + Displacement(*insn_)); }
 Flow Executor::CallNear(uint32_t target) {
   uint32_t return_ip = next_ip_;
   X86_TRY(Jump(target));
-  Stack stack(m_);
-  X86_TRY(stack.Push(return_ip, insn_->op_size));
-  stack.Commit();
-  return Flow::kOk;
+  return PushValue(return_ip);
 }
 
 // C3 RET; C2 RET imm16 (then releases imm16 bytes of arguments).

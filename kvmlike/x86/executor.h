@@ -89,7 +89,6 @@ class Executor {
   // --- exec_arith.cc
   Flow AluRm();
   Flow AluAcc();
-  Flow AluImm();
   Flow TestRm();
   Flow TestAcc();
   Flow IncDecReg();

@@ -88,6 +88,20 @@ Flow CheckCodeDescriptor(Machine& m, uint16_t selector, CodeLoad how, const Segm
   return Flow::kOk;
 }
 
+// The descriptor selector names, read, checked and marked accessed; out is
+// written only when all of that succeeds.
+template <typename Check>
+Flow LoadDescriptor(Machine& m, uint16_t selector, Segment& out, Check check) {
+  uint64_t raw;
+  X86_TRY(ReadDescriptor(m, selector, raw));
+  Segment d = SegmentFromDescriptor(raw, selector);
+  X86_TRY(check(d));
+  X86_TRY(SetAccessed(m, selector, raw));
+  d.type |= kTypeAccessed;
+  out = d;
+  return Flow::kOk;
+}
+
 }  // namespace
 
 Flow ReadDescriptor(Machine& m, uint16_t selector, uint64_t& raw) {
@@ -135,14 +149,9 @@ Flow LoadDataSegment(Machine& m, SegReg s, uint16_t selector, Segment& out) {
     out = NullSegment(selector);
     return Flow::kOk;
   }
-  uint64_t raw;
-  X86_TRY(ReadDescriptor(m, selector, raw));
-  Segment d = SegmentFromDescriptor(raw, selector);
-  X86_TRY(CheckDataDescriptor(m, s, selector, d));
-  X86_TRY(SetAccessed(m, selector, raw));
-  d.type |= kTypeAccessed;
-  out = d;
-  return Flow::kOk;
+  return LoadDescriptor(m, selector, out, [&](const Segment& d) {
+    return CheckDataDescriptor(m, s, selector, d);
+  });
 }
 
 Flow LoadCodeSegment(Machine& m, uint16_t selector, CodeLoad how, Segment& out) {
@@ -151,14 +160,10 @@ Flow LoadCodeSegment(Machine& m, uint16_t selector, CodeLoad how, Segment& out) 
     return Flow::kOk;
   }
   if (IsNull(selector)) return m.RaiseError(kVecGp, 0);
-  uint64_t raw;
-  X86_TRY(ReadDescriptor(m, selector, raw));
-  Segment d = SegmentFromDescriptor(raw, selector);
-  X86_TRY(CheckCodeDescriptor(m, selector, how, d));
-  X86_TRY(SetAccessed(m, selector, raw));
-  d.type |= kTypeAccessed;
-  d.selector = static_cast<uint16_t>((selector & 0xfffc) | m.cpl());
-  out = d;
+  X86_TRY(LoadDescriptor(m, selector, out, [&](const Segment& d) {
+    return CheckCodeDescriptor(m, selector, how, d);
+  }));
+  out.selector = static_cast<uint16_t>((selector & 0xfffc) | m.cpl());
   return Flow::kOk;
 }
 

@@ -5,6 +5,8 @@
 // undefined are masked out.
 #include <doctest/doctest.h>
 
+#include <utility>
+
 #include "kvmlike/x86/alu.h"
 #include "kvmlike/x86/tests/guest.h"
 
@@ -24,8 +26,7 @@ struct Result {
 Result RunOne(Guest& g, std::vector<uint8_t> code, uint32_t a, uint32_t b, uint32_t c,
               uint32_t flags) {
   g.ProtectedMode();
-  code.push_back(0xf4);  // hlt
-  g.Code(code);
+  g.CodeThenHlt(std::move(code));
   g.set(kRax, a);
   g.set(kRbx, b);
   g.set(kRcx, c);
@@ -610,9 +611,7 @@ TEST_CASE("mul/imul: double-width products, CF = OF = upper half significant") {
   Guest g;
   for (const Row& r : rows) {
     g.ProtectedMode();
-    std::vector<uint8_t> code = r.code;
-    code.push_back(0xf4);
-    g.Code(code);
+    g.CodeThenHlt(r.code);
     g.set(kRax, r.a);
     g.set(kRbx, r.b);
     g.set(kRdx, 0);
@@ -651,9 +650,7 @@ TEST_CASE("div/idiv: quotient and remainder - #DE on zero divisor or overflow") 
     g.cpu.idt = {0x800, 0x7ff};
     g.Idt(kVecDe, 0x3000);
     g.mem.Load(0x3000, {0xf4});  // #DE handler: hlt
-    std::vector<uint8_t> code = r.code;
-    code.push_back(0xf4);
-    g.Code(code);
+    g.CodeThenHlt(r.code);
     g.set(kRax, r.eax);
     g.set(kRdx, r.edx);
     g.set(kRbx, r.divisor);

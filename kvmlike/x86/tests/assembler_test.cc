@@ -6,6 +6,7 @@
 
 #include "kvmlike/x86/translator/assembler.h"
 
+using namespace kvmlike::x86;
 using namespace kvmlike::x86::translator;
 
 namespace {
@@ -47,11 +48,13 @@ TEST_CASE("register, memory and immediate forms") {
        },
        Bytes({0x42, 0x8d, 0x0c, 0x25, 0x00, 0x01, 0, 0})},
       {"add r15d, 0x1000",
-       [](Assembler& a) { a.AluRI(Width::k32, 0, HostReg::kR15, 0x1000); },
+       [](Assembler& a) { a.AluRI(Width::k32, AluOp::kAdd, HostReg::kR15, 0x1000); },
        Bytes({0x41, 0x81, 0xc7, 0x00, 0x10, 0, 0})},
-      {"cmp rsi, [rdi]", [](Assembler& a) { a.AluRM(Width::k64, 7, HostReg::kRsi, At(HostReg::kRdi)); },
+      {"cmp rsi, [rdi]",
+       [](Assembler& a) { a.AluRM(Width::k64, AluOp::kCmp, HostReg::kRsi, At(HostReg::kRdi)); },
        Bytes({0x48, 0x3b, 0xb4, 0x27, 0, 0, 0, 0})},
-      {"sub r10d, r11d", [](Assembler& a) { a.AluRR(Width::k32, 5, HostReg::kR10, HostReg::kR11); },
+      {"sub r10d, r11d",
+       [](Assembler& a) { a.AluRR(Width::k32, AluOp::kSub, HostReg::kR10, HostReg::kR11); },
        Bytes({0x45, 0x29, 0xda})},
       {"cmp byte [rdi+16], 0", [](Assembler& a) { a.CmpMemImm8(At(HostReg::kRdi, 16), 0); },
        Bytes({0x80, 0xbc, 0x27, 0x10, 0, 0, 0, 0})},

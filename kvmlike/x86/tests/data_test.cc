@@ -129,9 +129,7 @@ TEST_CASE("xchg and the cbw/cwde/cwd/cdq family") {
   };
   for (const Row& r : rows) {
     g.ProtectedMode();
-    std::vector<uint8_t> code = r.code;
-    code.push_back(0xf4);
-    g.Code(code);
+    g.CodeThenHlt(r.code);
     g.set(kRax, r.eax);
     g.set(kRdx, 0);
     REQUIRE(g.Run().reason == StopReason::kHlt);
@@ -195,9 +193,7 @@ TEST_CASE("ALU group and accumulator encodings, register and memory destinations
   for (const GroupRow& r : kGroupRows) {
     INFO(r.text);
     g.ProtectedMode();
-    std::vector<uint8_t> code = r.code;
-    code.push_back(0xf4);
-    g.Code(code);
+    g.CodeThenHlt(r.code);
     g.mem.Set32(0x2000, r.mem);
     g.set(kRax, r.eax);
     g.set(kRbx, r.ebx);

@@ -23,8 +23,6 @@
 
 namespace kvmlike::x86::testing {
 
-// RAM covers [0, kRamSize); [kMmioBegin, kMmioEnd) and everything above RAM
-// has no memslot (kMmio).
 // Whether the suites run with the translator (see the top of this file).
 inline bool TranslateInTests() {
   const char* v = std::getenv("KVMLIKE_X86_TEST_TRANSLATE");
@@ -35,6 +33,8 @@ inline bool TranslateInTests() {
 // 2 MiB entry per block of RAM.
 enum class TlbPages : uint8_t { k4K, k2M };
 
+// RAM covers [0, kRamSize); [kMmioBegin, kMmioEnd) and everything above RAM
+// has no memslot (kMmio).
 class FakeMemory final : public GuestMemory {
  public:
   static constexpr uint64_t kRamSize = 4ull << 20;
@@ -131,20 +131,16 @@ class FakeMemory final : public GuestMemory {
     }
   }
 
+  // A read keeps a writable entry; a write makes the entry writable.
   void Cache(uint64_t a, AccessKind kind) {
-    bool writable = kind == AccessKind::kWrite;
-    uint64_t gfn = a >> 12;
-    uint64_t key_base = uint64_t{kTag} << inline_tlb::kTagShift;
-    if (pages_ == TlbPages::k2M && !SpansHole(a)) {
-      uint64_t block = a >> 21;
-      TlbEntry& e = tlb_[inline_tlb::kSmallEntries + block % inline_tlb::kLargeEntries];
-      if (e.key == (key_base | block) && e.writable) return;
-      e = {key_base | block, &ram_[block << 21], writable, true};
-      return;
-    }
-    TlbEntry& e = tlb_[gfn % inline_tlb::kSmallEntries];
-    if (e.key == (key_base | gfn) && e.writable) return;
-    e = {key_base | gfn, &ram_[gfn << 12], writable, true};
+    bool large = pages_ == TlbPages::k2M && !SpansHole(a);
+    uint32_t shift = large ? 21 : 12;
+    uint64_t index = a >> shift;
+    TlbEntry& e = large ? tlb_[inline_tlb::kSmallEntries + index % inline_tlb::kLargeEntries]
+                        : tlb_[index % inline_tlb::kSmallEntries];
+    uint64_t key = inline_.tag_bits | index;
+    if (e.key == key && e.writable) return;
+    e = {key, &ram_[index << shift], kind == AccessKind::kWrite, true};
   }
   // A 2 MiB block containing the MMIO hole or a forced page gets 4 KiB entries.
   bool SpansHole(uint64_t a) const {
@@ -243,6 +239,11 @@ struct Guest {
 
   void Code(std::initializer_list<uint8_t> bytes) { mem.Load(cpu.seg[kCs].base + cpu.rip, bytes); }
   void Code(const std::vector<uint8_t>& bytes) { mem.Load(cpu.seg[kCs].base + cpu.rip, bytes); }
+  // bytes, then HLT.
+  void CodeThenHlt(std::vector<uint8_t> bytes) {
+    bytes.push_back(0xf4);
+    Code(bytes);
+  }
 
   Stop Run(uint64_t max = 100000) { return interp.Run(cpu, mem, max); }
 

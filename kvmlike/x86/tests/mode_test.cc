@@ -126,9 +126,7 @@ TEST_CASE("protected-mode segment loads and accesses fault as hardware does") {
     INFO(r.text);
     g.ProtectedMode();
     g.InstallHaltHandlers();
-    std::vector<uint8_t> code = r.code;
-    code.push_back(0xf4);
-    g.Code(code);
+    g.CodeThenHlt(r.code);
     g.set(kRax, r.eax);
     g.set(kRsp, 0x70000);
     g.set(kRbp, 0x70000);

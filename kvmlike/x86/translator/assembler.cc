@@ -9,10 +9,6 @@ void Assembler::Imm32(uint32_t v) {
   for (int i = 0; i < 4; ++i) Byte(static_cast<uint8_t>(v >> (8 * i)));
 }
 
-void Assembler::Imm64(uint64_t v) {
-  for (int i = 0; i < 8; ++i) Byte(static_cast<uint8_t>(v >> (8 * i)));
-}
-
 // A byte-width instruction always carries REX, so that register numbers
 // 4..7 name SPL..DIL and never AH..BH.
 void Assembler::Rex(Width w, uint8_t reg, uint8_t index, uint8_t base) {
@@ -21,21 +17,20 @@ void Assembler::Rex(Width w, uint8_t reg, uint8_t index, uint8_t base) {
   if (rex || w == Width::k8) Byte(0x40 | rex);
 }
 
-void Assembler::Rm(Width w, std::initializer_list<uint8_t> opcode, uint8_t reg, HostReg rm) {
+void Assembler::Rm(Width w, uint8_t opcode, uint8_t reg, HostReg rm) {
   Rex(w, reg, 0, Num(rm));
-  Bytes(opcode);
+  Byte(opcode);
   Byte(static_cast<uint8_t>(0xc0 | (reg & 7) << 3 | (Num(rm) & 7)));
 }
 
 // Always a SIB byte and (with a base) a 32-bit displacement: one form for
 // every register.
-void Assembler::Rm(Width w, std::initializer_list<uint8_t> opcode, uint8_t reg,
-                   const MemOperand& m) {
+void Assembler::Rm(Width w, uint8_t opcode, uint8_t reg, const MemOperand& m) {
   uint8_t index = m.has_index ? Num(m.index) : 4;  // 4 without REX.X: no index
   assert(!m.has_index || m.index != HostReg::kRsp);
   uint8_t base = m.has_base ? Num(m.base) : 5;     // 5 with mod 0: disp32, no base
   Rex(w, reg, m.has_index ? index : 0, m.has_base ? base : 0);
-  Bytes(opcode);
+  Byte(opcode);
   uint8_t mod = m.has_base ? 2 : 0;
   Byte(static_cast<uint8_t>(mod << 6 | (reg & 7) << 3 | 4));
   Byte(static_cast<uint8_t>(m.scale << 6 | (index & 7) << 3 | (base & 7)));
@@ -87,29 +82,23 @@ void Assembler::MovImm32(HostReg dst, uint32_t imm) {
   Imm32(imm);
 }
 
-void Assembler::MovImm64(HostReg dst, uint64_t imm) {
-  Byte(static_cast<uint8_t>(0x48 | (Num(dst) >> 3)));
-  Byte(static_cast<uint8_t>(0xb8 | (Num(dst) & 7)));
-  Imm64(imm);
-}
-
-void Assembler::AluRI(Width w, uint8_t op, HostReg dst, int32_t imm) {
-  Rm(w, {0x81}, op, dst);
+void Assembler::AluRI(Width w, AluOp op, HostReg dst, int32_t imm) {
+  Rm(Full(w), 0x81, static_cast<uint8_t>(op), dst);
   Imm32(static_cast<uint32_t>(imm));
 }
 
 void Assembler::CmpMemImm8(const MemOperand& m, uint8_t imm) {
-  Rm(Width::k32, {0x80}, 7, m);  // 80 /7 ib: the byte form needs no REX
+  Rm(Width::k32, 0x80, static_cast<uint8_t>(AluOp::kCmp), m);  // 80 /7 ib: byte-sized, no REX
   Byte(imm);
 }
 
-void Assembler::ShiftRI(Width w, uint8_t ext, HostReg r, uint8_t count) {
-  Rm(w, {0xc1}, ext, r);
+void Assembler::ShiftRI(Width w, ShiftOp op, HostReg r, uint8_t count) {
+  Rm(Full(w), 0xc1, static_cast<uint8_t>(op), r);
   Byte(count);
 }
 
 void Assembler::ImulRI(HostReg dst, HostReg src, int32_t imm) {
-  Rm(Width::k64, {0x69}, Num(dst), src);
+  Rm(Width::k64, 0x69, Num(dst), src);
   Imm32(static_cast<uint32_t>(imm));
 }
 

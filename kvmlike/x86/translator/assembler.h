@@ -9,9 +9,12 @@
 // Plain value type; not thread-safe.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <initializer_list>
 #include <vector>
+
+#include "kvmlike/x86/alu.h"
 
 namespace kvmlike::x86::translator {
 
@@ -34,12 +37,13 @@ inline MemOperand At(HostReg base, int32_t disp = 0) { return {.base = base, .di
 
 // Operand size of an emitted instruction: 8-bit (byte registers are the
 // low bytes of any register, so a REX prefix is always present), 32-bit
-// (zero-extends into the 64-bit register) or 64-bit.
+// (zero-extends into the 64-bit register) or 64-bit. An 8-bit instruction
+// needs its own opcode: only Rm (opcode given) and Store have byte forms.
 enum class Width : uint8_t { k8, k32, k64 };
 
 // Condition codes in their x86 encoding (the low nibble of Jcc).
 using Cond = uint8_t;
-inline constexpr Cond kCondNe = 0x5, kCondA = 0x7, kCondE = 0x4;
+inline constexpr Cond kCondB = 0x2, kCondE = 0x4, kCondNe = 0x5, kCondA = 0x7;
 
 class Assembler {
  public:
@@ -61,25 +65,25 @@ class Assembler {
   void Ret() { Byte(0xc3); }
 
   // mov dst, src / [mem] / imm and stores, at width.
-  void MovRR(Width w, HostReg dst, HostReg src) { Rm(w, {0x8b}, Num(dst), src); }
-  void Load(Width w, HostReg dst, const MemOperand& m) { Rm(w, {0x8b}, Num(dst), m); }
+  void MovRR(Width w, HostReg dst, HostReg src) { Rm(Full(w), 0x8b, Num(dst), src); }
+  void Load(Width w, HostReg dst, const MemOperand& m) { Rm(Full(w), 0x8b, Num(dst), m); }
   void Store(Width w, const MemOperand& m, HostReg src) {
-    Rm(w, {w == Width::k8 ? uint8_t{0x88} : uint8_t{0x89}}, Num(src), m);
+    Rm(w, w == Width::k8 ? uint8_t{0x88} : uint8_t{0x89}, Num(src), m);
   }
   void MovImm32(HostReg dst, uint32_t imm);  // zero-extends
-  void MovImm64(HostReg dst, uint64_t imm);
-  void Lea(Width w, HostReg dst, const MemOperand& m) { Rm(w, {0x8d}, Num(dst), m); }
+  void Lea(Width w, HostReg dst, const MemOperand& m) { Rm(Full(w), 0x8d, Num(dst), m); }
 
-  // ALU group 1 (ADD OR ADC SBB AND SUB XOR CMP = op 0..7).
-  void AluRR(Width w, uint8_t op, HostReg dst, HostReg src) { Rm(w, {Op1(op, 1)}, Num(src), dst); }
-  void AluRM(Width w, uint8_t op, HostReg dst, const MemOperand& m) {
-    Rm(w, {Op1(op, 3)}, Num(dst), m);
+  // ALU group 1, in AluOp's (the encoding's) order.
+  void AluRR(Width w, AluOp op, HostReg dst, HostReg src) {
+    Rm(Full(w), Op1(op, 1), Num(src), dst);
   }
-  void AluRI(Width w, uint8_t op, HostReg dst, int32_t imm);
+  void AluRM(Width w, AluOp op, HostReg dst, const MemOperand& m) {
+    Rm(Full(w), Op1(op, 3), Num(dst), m);
+  }
+  void AluRI(Width w, AluOp op, HostReg dst, int32_t imm);
   void CmpMemImm8(const MemOperand& m, uint8_t imm);  // cmp byte [m], imm
-  void ShiftRI(Width w, uint8_t ext, HostReg r, uint8_t count);  // 4 shl, 5 shr
-  void Shl(Width w, HostReg r, uint8_t n) { ShiftRI(w, 4, r, n); }
-  void Shr(Width w, HostReg r, uint8_t n) { ShiftRI(w, 5, r, n); }
+  void Shl(Width w, HostReg r, uint8_t n) { ShiftRI(w, ShiftOp::kShl, r, n); }
+  void Shr(Width w, HostReg r, uint8_t n) { ShiftRI(w, ShiftOp::kShr, r, n); }
   void ImulRI(HostReg dst, HostReg src, int32_t imm);  // 64-bit
 
   // Guest flags kept in AX: AH = SF ZF 0 AF 0 PF 1 CF (EFLAGS bits 7..0, as
@@ -90,20 +94,28 @@ class Assembler {
   void MovzxEaxAl() { Bytes({0x0f, 0xb6, 0xc0}); }
   void MovAhDl() { Bytes({0x88, 0xd4}); }
 
-  // An instruction in general form: [66] [REX] opcode ModRM [SIB disp32],
-  // reg being a register number or an opcode extension (/digit).
-  void Rm(Width w, std::initializer_list<uint8_t> opcode, uint8_t reg, HostReg rm);
-  void Rm(Width w, std::initializer_list<uint8_t> opcode, uint8_t reg, const MemOperand& m);
+  // An instruction in general form: [REX] opcode ModRM [SIB disp32], reg
+  // being a register number or an opcode extension (/digit).
+  void Rm(Width w, uint8_t opcode, uint8_t reg, HostReg rm);
+  void Rm(Width w, uint8_t opcode, uint8_t reg, const MemOperand& m);
 
   void Byte(uint8_t b) { code_.push_back(b); }
-  void Bytes(std::initializer_list<uint8_t> bs) { code_.insert(code_.end(), bs); }
   void Imm32(uint32_t v);
-  void Imm64(uint64_t v);
 
   static uint8_t Num(HostReg r) { return static_cast<uint8_t>(r); }
 
  private:
-  static uint8_t Op1(uint8_t op, uint8_t form) { return static_cast<uint8_t>(op << 3 | form); }
+  // The named forms use their 32/64-bit opcodes: at k8 they would emit a
+  // full-width instruction.
+  static Width Full(Width w) {
+    assert(w != Width::k8);
+    return w;
+  }
+  static uint8_t Op1(AluOp op, uint8_t form) {
+    return static_cast<uint8_t>(static_cast<uint8_t>(op) << 3 | form);
+  }
+  void Bytes(std::initializer_list<uint8_t> bs) { code_.insert(code_.end(), bs); }
+  void ShiftRI(Width w, ShiftOp op, HostReg r, uint8_t count);
   void Rex(Width w, uint8_t reg, uint8_t index, uint8_t base);
   void Rel32To(Label& l);
 

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "base/types.h"
+#include "kvmlike/x86/alu.h"
 #include "kvmlike/x86/decoder.h"
 #include "kvmlike/x86/guest_memory.h"
 #include "kvmlike/x86/registers.h"
@@ -28,8 +29,6 @@ constexpr HostReg kTmp = HostReg::kRsi;
 constexpr HostReg kEntry = HostReg::kRdi;
 
 HostReg G(uint8_t guest_reg) { return static_cast<HostReg>(8 + guest_reg); }
-
-constexpr uint64_t kArithFlags = kFlagCf | kFlagPf | kFlagAf | kFlagZf | kFlagSf | kFlagOf;
 
 // How a supported instruction is translated.
 enum class Form : uint8_t {
@@ -63,10 +62,13 @@ bool LowByteReg(uint8_t r) { return r < 4; }
 Form Classify(const Insn& i) {
   if (!PlainForm(i)) return Form::kUnsupported;
   uint16_t op = i.opcode;
-  if (op < 0x40 && (op & 7) <= 5 && (op & 7) != 0 && (op & 7) != 2 && (op & 7) != 4) {
-    if ((op & 7) == 1) return Form::kAluRmReg;
-    if ((op & 7) == 3) return Form::kAluRegRm;
-    return Form::kAluAccImm;
+  if (op < 0x40) {
+    switch (op & 7) {
+      case 1: return Form::kAluRmReg;
+      case 3: return Form::kAluRegRm;
+      case 5: return Form::kAluAccImm;
+      default: return Form::kUnsupported;
+    }
   }
   if (op >= 0x40 && op <= 0x4f) return Form::kIncDec;
   if (op >= 0x70 && op <= 0x7f) return Form::kJcc;
@@ -95,12 +97,42 @@ Form Classify(const Insn& i) {
 
 bool EndsBlock(Form f) { return f == Form::kJcc || f == Form::kJmp; }
 
+// An instruction of the block, classified once.
+struct BlockInsn {
+  Insn insn;
+  Form form;
+};
+
 // Where the guest status flags are at a point of the host code.
 enum class FlagsAt : uint8_t { kHostFlags, kAx };
 
+// What a translated instruction does with the guest's status flags.
+enum class FlagUse : uint8_t {
+  kNone,    // MOV: neither reads nor writes them
+  kWrite,   // sets them
+  kUpdate,  // sets them from the old ones (ADC/SBB read CF, INC/DEC keep it)
+};
+
+FlagUse AluFlags(AluOp op) {
+  return op == AluOp::kAdc || op == AluOp::kSbb ? FlagUse::kUpdate : FlagUse::kWrite;
+}
+
+// The host instruction that stands for a guest one: the same operation, on
+// R8..R15 for the guest's registers and [kHost] for its memory operand.
+struct HostInsn {
+  Width width = Width::k32;
+  uint8_t opcode;
+  uint8_t reg;              // ModRM reg: a host register number or /digit
+  uint8_t imm_size = 0;     // 0, 1 or 4 bytes of imm after the operand
+  uint32_t imm = 0;
+  bool writes_rm = false;   // the r/m operand is the destination
+  FlagUse flags = FlagUse::kNone;
+};
+
 class BlockCompiler {
  public:
-  BlockCompiler(uint32_t eip, const std::vector<Insn>& insns) : eip_(eip), insns_(insns) {}
+  BlockCompiler(uint32_t start, const std::vector<BlockInsn>& insns)
+      : start_(start), insns_(insns) {}
 
   CompiledBlock Compile();
 
@@ -117,10 +149,13 @@ class BlockCompiler {
     exits_.push_back({{}, rip, retired, flags_});
     return exits_.back().label;
   }
+  // ... before the instruction being compiled, or after it (at rip).
+  Assembler::Label& ExitBefore() { return ExitTo(eip_, index_); }
+  Assembler::Label& ExitAfter(uint32_t rip) { return ExitTo(rip, index_ + 1); }
 
   void Prologue();
   void Head();
-  void Instruction(const Insn& i, uint32_t index, uint32_t eip, uint32_t next);
+  void Instruction(const BlockInsn& b);
   void Exits();
   void Epilogue();
 
@@ -129,29 +164,33 @@ class BlockCompiler {
   void FlagsToHost();
 
   MemOperand GuestAddress(const MemForm& m) const;
-  // Leaves kHost = the host address of the access, or leaves the block before
-  // instruction index (at eip) on a miss.
-  void Lookup(const Insn& i, uint8_t size, bool write, uint32_t eip, uint32_t index);
+  // Leaves kHost = the host address of the access, or leaves the block
+  // before the instruction on a miss.
+  void Lookup(const Insn& i, uint8_t size, bool write);
   void LookupIn(int32_t array, uint32_t index_shift, uint32_t entries, uint32_t offset_mask,
-                bool write, Assembler::Label& miss, Assembler::Label* next);
+                bool write, Assembler::Label& fail);
   // After a store of size bytes: leave the block if it wrote the block's bytes.
-  void CheckSelfModify(uint8_t size, uint32_t index, uint32_t next);
+  void CheckSelfModify(uint8_t size);
   void BackEdge();
   void Written(uint8_t guest_reg) { written_ |= 1u << guest_reg; }
 
-  void Alu(const Insn& i, uint32_t index, uint32_t eip, uint32_t next, uint8_t op, bool rm_dst);
-  void AluImm(const Insn& i, uint32_t index, uint32_t eip, uint32_t next);
-  void Mov(const Insn& i, Form f, uint32_t index, uint32_t eip, uint32_t next);
-  void Branch(const Insn& i, Form f, uint32_t next);
+  // h on the guest register, or on i's r/m operand (register or memory).
+  void OnReg(uint8_t guest_reg, const HostInsn& h);
+  void OnRm(const Insn& i, const HostInsn& h);
+  template <typename Operand>
+  void Emit(const HostInsn& h, const Operand& rm);
+  void Branch(const Insn& i, Form f);
 
-  const uint32_t eip_;
-  const std::vector<Insn>& insns_;
+  const uint32_t start_;  // EIP of the block's first instruction
+  const std::vector<BlockInsn>& insns_;
   Assembler a_;
   Assembler::Label head_, epilogue_;
   std::deque<Exit> exits_;  // deque: labels stay where they are while exits are added
   FlagsAt flags_ = FlagsAt::kAx;
   uint32_t written_ = 0;  // guest registers some instruction writes
   uint32_t guest_bytes_ = 0;
+  // The instruction being compiled: its index in the block, EIP and next EIP.
+  uint32_t index_ = 0, eip_ = 0, next_ = 0;
 };
 
 void BlockCompiler::FlagsToAx() {
@@ -177,8 +216,8 @@ void BlockCompiler::Prologue() {
   a_.Load(Width::k64, HostReg::kRdx, At(HostReg::kRcx, Off(offsetof(CpuState, rflags))));
   a_.MovRR(Width::k32, HostReg::kRax, HostReg::kRdx);
   a_.Shr(Width::k32, HostReg::kRax, 11);
-  a_.AluRI(Width::k32, 4, HostReg::kRax, 1);  // AL = OF
-  a_.MovAhDl();                               // AH = flags 7..0
+  a_.AluRI(Width::k32, AluOp::kAnd, HostReg::kRax, 1);  // AL = OF
+  a_.MovAhDl();                                         // AH = flags 7..0
   a_.MovImm32(kRetired, 0);
 }
 
@@ -186,12 +225,12 @@ void BlockCompiler::Prologue() {
 void BlockCompiler::Head() {
   a_.Bind(head_);
   flags_ = FlagsAt::kAx;
-  Assembler::Label& out = ExitTo(eip_, 0);
+  Assembler::Label& out = ExitTo(start_, 0);
   a_.Load(Width::k64, kTmp, At(kCtx, Off(offsetof(BlockContext, generation))));
   a_.Load(Width::k64, kTmp, At(kTmp));
-  a_.AluRM(Width::k64, 7, kTmp, At(kCtx, Off(offsetof(BlockContext, acknowledged))));
+  a_.AluRM(Width::k64, AluOp::kCmp, kTmp, At(kCtx, Off(offsetof(BlockContext, acknowledged))));
   a_.Jcc(kCondNe, out);
-  a_.AluRM(Width::k64, 7, kRetired, At(kCtx, Off(offsetof(BlockContext, limit))));
+  a_.AluRM(Width::k64, AluOp::kCmp, kRetired, At(kCtx, Off(offsetof(BlockContext, limit))));
   a_.Jcc(kCondA, out);
 }
 
@@ -206,21 +245,19 @@ MemOperand BlockCompiler::GuestAddress(const MemForm& m) const {
   return op;
 }
 
-// One direct-mapped array (at that offset of the context): index = address >> index_shift; the key is that
-// index with the tag; host = entry host + (address & offset_mask). With next,
-// a key mismatch or forbidden write goes there instead of to miss.
+// One direct-mapped array (at that offset of the context): index = address
+// >> index_shift; the key is that index with the tag; host = entry host +
+// (address & offset_mask). A key mismatch or a forbidden write goes to fail.
 void BlockCompiler::LookupIn(int32_t array, uint32_t index_shift, uint32_t entries,
-                             uint32_t offset_mask, bool write, Assembler::Label& miss,
-                             Assembler::Label* next) {
-  Assembler::Label& fail = next ? *next : miss;
+                             uint32_t offset_mask, bool write, Assembler::Label& fail) {
   a_.MovRR(Width::k32, kTmp, kAddr);
   a_.Shr(Width::k32, kTmp, static_cast<uint8_t>(index_shift));
   a_.MovRR(Width::k32, kEntry, kTmp);
-  a_.AluRI(Width::k32, 4, kEntry, static_cast<int32_t>(entries - 1));
+  a_.AluRI(Width::k32, AluOp::kAnd, kEntry, static_cast<int32_t>(entries - 1));
   a_.ImulRI(kEntry, kEntry, static_cast<int32_t>(inline_tlb::kEntrySize));
-  a_.AluRM(Width::k64, 0, kEntry, At(kCtx, array));
-  a_.AluRM(Width::k64, 1, kTmp, At(kCtx, Off(offsetof(BlockContext, tag_bits))));
-  a_.AluRM(Width::k64, 7, kTmp, At(kEntry, static_cast<int32_t>(inline_tlb::kKeyOffset)));
+  a_.AluRM(Width::k64, AluOp::kAdd, kEntry, At(kCtx, array));
+  a_.AluRM(Width::k64, AluOp::kOr, kTmp, At(kCtx, Off(offsetof(BlockContext, tag_bits))));
+  a_.AluRM(Width::k64, AluOp::kCmp, kTmp, At(kEntry, static_cast<int32_t>(inline_tlb::kKeyOffset)));
   a_.Jcc(kCondNe, fail);
   if (write) {
     a_.CmpMemImm8(At(kEntry, static_cast<int32_t>(inline_tlb::kWritableOffset)), 0);
@@ -228,41 +265,40 @@ void BlockCompiler::LookupIn(int32_t array, uint32_t index_shift, uint32_t entri
   }
   a_.Load(Width::k64, kHost, At(kEntry, static_cast<int32_t>(inline_tlb::kHostOffset)));
   a_.MovRR(Width::k32, kTmp, kAddr);
-  a_.AluRI(Width::k32, 4, kTmp, static_cast<int32_t>(offset_mask));
-  a_.AluRR(Width::k64, 0, kHost, kTmp);
+  a_.AluRI(Width::k32, AluOp::kAnd, kTmp, static_cast<int32_t>(offset_mask));
+  a_.AluRR(Width::k64, AluOp::kAdd, kHost, kTmp);
 }
 
 // The 4 KiB array first, then the 2 MiB one, as SoftTlb looks up. The
 // address is the guest-physical one: flat segments and no guest paging.
-void BlockCompiler::Lookup(const Insn& i, uint8_t size, bool write, uint32_t eip,
-                           uint32_t index) {
+void BlockCompiler::Lookup(const Insn& i, uint8_t size, bool write) {
   FlagsToAx();  // before the exit is made: it finds the flags in AX
-  Assembler::Label& miss = ExitTo(eip, index);
+  Assembler::Label& miss = ExitBefore();
   a_.Lea(Width::k32, kAddr, GuestAddress(i.mem));
   if (size > 1) {  // an access that straddles a page is the interpreter's
     a_.MovRR(Width::k32, kTmp, kAddr);
-    a_.AluRI(Width::k32, 4, kTmp, static_cast<int32_t>(base::kPageSize - 1));
-    a_.AluRI(Width::k32, 7, kTmp, static_cast<int32_t>(base::kPageSize - size));
+    a_.AluRI(Width::k32, AluOp::kAnd, kTmp, static_cast<int32_t>(base::kPageSize - 1));
+    a_.AluRI(Width::k32, AluOp::kCmp, kTmp, static_cast<int32_t>(base::kPageSize - size));
     a_.Jcc(kCondA, miss);
   }
   Assembler::Label large, done;
   LookupIn(Off(offsetof(BlockContext, small)), base::kPageShift, inline_tlb::kSmallEntries,
-           base::kPageSize - 1, write, miss, &large);
+           base::kPageSize - 1, write, large);
   a_.Jmp(done);
   a_.Bind(large);
   LookupIn(Off(offsetof(BlockContext, large)), base::kPageShift + 9, inline_tlb::kLargeEntries,
-           (base::kPageSize << 9) - 1, write, miss, nullptr);
+           (base::kPageSize << 9) - 1, write, miss);
   a_.Bind(done);
 }
 
 // Overlap of [host, host + size) with the block's bytes [code, code + len):
 // host + size - 1 - code, unsigned, below len + size - 1.
-void BlockCompiler::CheckSelfModify(uint8_t size, uint32_t index, uint32_t next) {
+void BlockCompiler::CheckSelfModify(uint8_t size) {
   FlagsToAx();
   a_.Lea(Width::k64, kTmp, At(kHost, size - 1));
-  a_.AluRM(Width::k64, 5, kTmp, At(kCtx, Off(offsetof(BlockContext, code))));
-  a_.AluRI(Width::k64, 7, kTmp, static_cast<int32_t>(guest_bytes_ + size - 1));
-  a_.Jcc(0x2 /* below */, ExitTo(next, index + 1));
+  a_.AluRM(Width::k64, AluOp::kSub, kTmp, At(kCtx, Off(offsetof(BlockContext, code))));
+  a_.AluRI(Width::k64, AluOp::kCmp, kTmp, static_cast<int32_t>(guest_bytes_ + size - 1));
+  a_.Jcc(kCondB, ExitAfter(next_));
 }
 
 void BlockCompiler::BackEdge() {
@@ -271,81 +307,93 @@ void BlockCompiler::BackEdge() {
   a_.Jmp(head_);
 }
 
-// ALU op (0..7) between a register and r/m; rm_dst: the r/m operand is the
-// destination (form 01), else the register (form 03).
-void BlockCompiler::Alu(const Insn& i, uint32_t index, uint32_t eip, uint32_t next, uint8_t op,
-                        bool rm_dst) {
-  bool reads_cf = op == 2 || op == 3;  // ADC, SBB
-  bool writes = op != 7;
-  if (!i.has_mem) {
-    if (reads_cf) FlagsToHost();
-    if (rm_dst) {
-      a_.AluRR(Width::k32, op, G(i.rm), G(i.reg));
-      if (writes) Written(i.rm);
+template <typename Operand>
+void BlockCompiler::Emit(const HostInsn& h, const Operand& rm) {
+  if (h.flags == FlagUse::kUpdate) FlagsToHost();
+  a_.Rm(h.width, h.opcode, h.reg, rm);
+  if (h.imm_size == 1) a_.Byte(static_cast<uint8_t>(h.imm));
+  if (h.imm_size == 4) a_.Imm32(h.imm);
+  if (h.flags != FlagUse::kNone) flags_ = FlagsAt::kHostFlags;
+}
+
+void BlockCompiler::OnReg(uint8_t guest_reg, const HostInsn& h) {
+  Emit(h, G(guest_reg));
+  if (h.writes_rm) Written(guest_reg);
+}
+
+// A memory operand is reached through the TLB lookup, which leaves the block
+// on a miss; a store then leaves it if it wrote the block's own bytes.
+void BlockCompiler::OnRm(const Insn& i, const HostInsn& h) {
+  if (!i.has_mem) return OnReg(i.rm, h);
+  uint8_t size = h.width == Width::k8 ? 1 : 4;
+  Lookup(i, size, h.writes_rm);
+  Emit(h, At(kHost));
+  if (h.writes_rm) CheckSelfModify(size);
+}
+
+// A jump back to the block's start loops; any other target leaves the block.
+void BlockCompiler::Branch(const Insn& i, Form f) {
+  uint32_t target = next_ + SignExtend(i.imm, i.imm_size);
+  if (f == Form::kJmp) {
+    if (target == start_) {
+      BackEdge();
     } else {
-      a_.AluRR(Width::k32, op, G(i.reg), G(i.rm));
-      if (writes) Written(i.reg);
+      a_.Jmp(ExitAfter(target));
     }
-    flags_ = FlagsAt::kHostFlags;
     return;
   }
-  bool store = rm_dst && writes;
-  Lookup(i, 4, store, eip, index);
-  if (reads_cf) FlagsToHost();
-  if (rm_dst) {
-    a_.Rm(Width::k32, {static_cast<uint8_t>(op << 3 | 1)}, Assembler::Num(G(i.reg)), At(kHost));
-  } else {
-    a_.AluRM(Width::k32, op, G(i.reg), At(kHost));
-    if (writes) Written(i.reg);
-  }
-  flags_ = FlagsAt::kHostFlags;
-  if (store) CheckSelfModify(4, index, next);
-}
-
-void BlockCompiler::AluImm(const Insn& i, uint32_t index, uint32_t eip, uint32_t next) {
-  uint8_t op = i.reg;
-  uint32_t imm = i.opcode == 0x83 ? SignExtend(i.imm, 1) : i.imm;
-  bool reads_cf = op == 2 || op == 3;
-  bool writes = op != 7;
-  if (!i.has_mem) {
-    if (reads_cf) FlagsToHost();
-    a_.AluRI(Width::k32, op, G(i.rm), static_cast<int32_t>(imm));
-    if (writes) Written(i.rm);
-    flags_ = FlagsAt::kHostFlags;
+  FlagsToHost();
+  Cond cc = static_cast<Cond>(i.opcode & 0xf);
+  if (target == start_) {
+    a_.Jcc(cc ^ 1, ExitAfter(next_));
+    BackEdge();
     return;
   }
-  Lookup(i, 4, writes, eip, index);
-  if (reads_cf) FlagsToHost();
-  a_.Rm(Width::k32, {0x81}, op, At(kHost));
-  a_.Imm32(imm);
-  flags_ = FlagsAt::kHostFlags;
-  if (writes) CheckSelfModify(4, index, next);
+  a_.Jcc(cc, ExitAfter(target));
+  a_.Jmp(ExitAfter(next_));
 }
 
-void BlockCompiler::Mov(const Insn& i, Form f, uint32_t index, uint32_t eip, uint32_t next) {
-  switch (f) {
-    case Form::kMovRmReg:
-    case Form::kMovRmReg8: {
-      Width w = f == Form::kMovRmReg ? Width::k32 : Width::k8;
-      if (!i.has_mem) {
-        if (w == Width::k32) a_.MovRR(w, G(i.rm), G(i.reg));
-        else a_.Rm(w, {0x88}, Assembler::Num(G(i.reg)), G(i.rm));
-        Written(i.rm);
-        return;
-      }
-      uint8_t size = w == Width::k32 ? 4 : 1;
-      Lookup(i, size, true, eip, index);
-      a_.Store(w, At(kHost), G(i.reg));
-      CheckSelfModify(size, index, next);
+// Each form with a ModRM byte runs as its own opcode with the guest's
+// operands; the accumulator forms and INC/DEC as the ModRM form on the
+// register.
+void BlockCompiler::Instruction(const BlockInsn& b) {
+  const Insn& i = b.insn;
+  uint8_t reg = Assembler::Num(G(i.reg));  // the ModRM reg operand, as the host names it
+  AluOp row_op = static_cast<AluOp>((i.opcode >> 3) & 7);  // the 00-3F rows
+  switch (b.form) {
+    case Form::kAluRmReg:
+      OnRm(i, {.opcode = static_cast<uint8_t>(i.opcode), .reg = reg,
+               .writes_rm = row_op != AluOp::kCmp, .flags = AluFlags(row_op)});
+      return;
+    case Form::kAluRegRm:
+      OnRm(i, {.opcode = static_cast<uint8_t>(i.opcode), .reg = reg, .flags = AluFlags(row_op)});
+      if (row_op != AluOp::kCmp) Written(i.reg);
+      return;
+    case Form::kAluAccImm:
+      OnReg(kRax, {.opcode = 0x81, .reg = static_cast<uint8_t>(row_op), .imm_size = 4,
+                   .imm = i.imm, .writes_rm = row_op != AluOp::kCmp, .flags = AluFlags(row_op)});
+      return;
+    case Form::kAluRmImm: {
+      AluOp op = static_cast<AluOp>(i.reg);
+      OnRm(i, {.opcode = static_cast<uint8_t>(i.opcode), .reg = i.reg, .imm_size = i.imm_size,
+               .imm = i.imm, .writes_rm = op != AluOp::kCmp, .flags = AluFlags(op)});
       return;
     }
+    case Form::kTestRmReg: OnRm(i, {.opcode = 0x85, .reg = reg, .flags = FlagUse::kWrite}); return;
+    case Form::kTestAccImm:
+      OnReg(kRax,
+            {.opcode = 0xf7, .reg = 0, .imm_size = 4, .imm = i.imm, .flags = FlagUse::kWrite});
+      return;
+    case Form::kIncDec:  // FF /0 INC, FF /1 DEC
+      OnReg(i.opcode & 7, {.opcode = 0xff, .reg = static_cast<uint8_t>((i.opcode & 8) ? 1 : 0),
+                           .writes_rm = true, .flags = FlagUse::kUpdate});
+      return;
+    case Form::kMovRmReg: OnRm(i, {.opcode = 0x89, .reg = reg, .writes_rm = true}); return;
+    case Form::kMovRmReg8:
+      OnRm(i, {.width = Width::k8, .opcode = 0x88, .reg = reg, .writes_rm = true});
+      return;
     case Form::kMovRegRm:
-      if (!i.has_mem) {
-        a_.MovRR(Width::k32, G(i.reg), G(i.rm));
-      } else {
-        Lookup(i, 4, false, eip, index);
-        a_.Load(Width::k32, G(i.reg), At(kHost));
-      }
+      OnRm(i, {.opcode = 0x8b, .reg = reg});
       Written(i.reg);
       return;
     case Form::kMovRegImm:
@@ -353,106 +401,19 @@ void BlockCompiler::Mov(const Insn& i, Form f, uint32_t index, uint32_t eip, uin
       Written(i.opcode & 7);
       return;
     case Form::kMovRmImm8:
-    case Form::kMovRmImm: {
-      bool byte = f == Form::kMovRmImm8;
-      if (!i.has_mem) {
-        if (byte) {
-          a_.Rm(Width::k8, {0xc6}, 0, G(i.rm));
-          a_.Byte(static_cast<uint8_t>(i.imm));
-        } else {
-          a_.MovImm32(G(i.rm), i.imm);
-        }
-        Written(i.rm);
-        return;
-      }
-      uint8_t size = byte ? 1 : 4;
-      Lookup(i, size, true, eip, index);
-      if (byte) {
-        a_.Rm(Width::k32, {0xc6}, 0, At(kHost));  // C6 /0 ib is byte-sized by its opcode
-        a_.Byte(static_cast<uint8_t>(i.imm));
-      } else {
-        a_.Rm(Width::k32, {0xc7}, 0, At(kHost));
-        a_.Imm32(i.imm);
-      }
-      CheckSelfModify(size, index, next);
+      OnRm(i, {.width = Width::k8, .opcode = 0xc6, .reg = 0, .imm_size = 1, .imm = i.imm,
+               .writes_rm = true});
       return;
-    }
-    default: return;
-  }
-}
-
-// A jump back to the block's start loops; any other target leaves the block.
-void BlockCompiler::Branch(const Insn& i, Form f, uint32_t next) {
-  uint32_t n = static_cast<uint32_t>(insns_.size());
-  uint32_t target = next + SignExtend(i.imm, i.imm_size);
-  if (f == Form::kJmp) {
-    if (target == eip_) {
-      BackEdge();
-    } else {
-      a_.Jmp(ExitTo(target, n));
-    }
-    return;
-  }
-  FlagsToHost();
-  Cond cc = static_cast<Cond>(i.opcode & 0xf);
-  if (target == eip_) {
-    a_.Jcc(cc ^ 1, ExitTo(next, n));
-    BackEdge();
-    return;
-  }
-  a_.Jcc(cc, ExitTo(target, n));
-  a_.Jmp(ExitTo(next, n));
-}
-
-void BlockCompiler::Instruction(const Insn& i, uint32_t index, uint32_t eip, uint32_t next) {
-  Form f = Classify(i);
-  switch (f) {
-    case Form::kAluRmReg: Alu(i, index, eip, next, static_cast<uint8_t>(i.opcode >> 3), true); return;
-    case Form::kAluRegRm: Alu(i, index, eip, next, static_cast<uint8_t>(i.opcode >> 3), false); return;
-    case Form::kAluAccImm: {
-      uint8_t op = static_cast<uint8_t>(i.opcode >> 3);
-      if (op == 2 || op == 3) FlagsToHost();
-      a_.AluRI(Width::k32, op, G(kRax), static_cast<int32_t>(i.imm));
-      if (op != 7) Written(kRax);
-      flags_ = FlagsAt::kHostFlags;
+    case Form::kMovRmImm:
+      OnRm(i, {.opcode = 0xc7, .reg = 0, .imm_size = 4, .imm = i.imm, .writes_rm = true});
       return;
-    }
-    case Form::kAluRmImm: AluImm(i, index, eip, next); return;
-    case Form::kTestRmReg:
-      if (i.has_mem) {
-        Lookup(i, 4, false, eip, index);
-        a_.Rm(Width::k32, {0x85}, Assembler::Num(G(i.reg)), At(kHost));
-      } else {
-        a_.Rm(Width::k32, {0x85}, Assembler::Num(G(i.reg)), G(i.rm));
-      }
-      flags_ = FlagsAt::kHostFlags;
-      return;
-    case Form::kTestAccImm:
-      a_.Rm(Width::k32, {0xf7}, 0, G(kRax));
-      a_.Imm32(i.imm);
-      flags_ = FlagsAt::kHostFlags;
-      return;
-    case Form::kIncDec: {
-      // INC/DEC keep CF: the host's CF must be the guest's first.
-      FlagsToHost();
-      uint8_t r = i.opcode & 7;
-      a_.Rm(Width::k32, {0xff}, (i.opcode & 8) ? 1 : 0, G(r));
-      Written(r);
-      return;
-    }
-    case Form::kMovRmReg:
-    case Form::kMovRmReg8:
-    case Form::kMovRegRm:
-    case Form::kMovRegImm:
-    case Form::kMovRmImm8:
-    case Form::kMovRmImm: Mov(i, f, index, eip, next); return;
     case Form::kLea:
       a_.Lea(Width::k32, G(i.reg), GuestAddress(i.mem));
       Written(i.reg);
       return;
     case Form::kNop: return;
     case Form::kJcc:
-    case Form::kJmp: Branch(i, f, next); return;
+    case Form::kJmp: Branch(i, b.form); return;
     case Form::kUnsupported: return;
   }
 }
@@ -475,13 +436,13 @@ void BlockCompiler::Epilogue() {
   a_.Bind(epilogue_);
   a_.Load(Width::k64, HostReg::kRcx, At(kCtx, Off(offsetof(BlockContext, cpu))));
   a_.MovzxEdxAh();
-  a_.AluRI(Width::k32, 4, HostReg::kRdx, static_cast<int32_t>(kArithFlags & 0xff));
+  a_.AluRI(Width::k32, AluOp::kAnd, HostReg::kRdx, static_cast<int32_t>(kStatusFlags & 0xff));
   a_.MovzxEaxAl();
   a_.Shl(Width::k32, HostReg::kRax, 11);
-  a_.AluRR(Width::k32, 1, HostReg::kRdx, HostReg::kRax);
+  a_.AluRR(Width::k32, AluOp::kOr, HostReg::kRdx, HostReg::kRax);
   a_.Load(Width::k64, HostReg::kRax, At(HostReg::kRcx, Off(offsetof(CpuState, rflags))));
-  a_.AluRI(Width::k64, 4, HostReg::kRax, static_cast<int32_t>(~kArithFlags));
-  a_.AluRR(Width::k64, 1, HostReg::kRax, HostReg::kRdx);
+  a_.AluRI(Width::k64, AluOp::kAnd, HostReg::kRax, static_cast<int32_t>(~kStatusFlags));
+  a_.AluRR(Width::k64, AluOp::kOr, HostReg::kRax, HostReg::kRdx);
   a_.Store(Width::k64, At(HostReg::kRcx, Off(offsetof(CpuState, rflags))), HostReg::kRax);
   for (uint8_t g = 0; g < 8; ++g)
     if (written_ & (1u << g))
@@ -496,17 +457,19 @@ void BlockCompiler::Epilogue() {
 }
 
 CompiledBlock BlockCompiler::Compile() {
-  for (const Insn& i : insns_) guest_bytes_ += i.len;
+  for (const BlockInsn& b : insns_) guest_bytes_ += b.insn.len;
   Prologue();
   Head();
-  uint32_t eip = eip_;
-  for (uint32_t index = 0; index < insns_.size(); ++index) {
-    uint32_t next = eip + insns_[index].len;
-    Instruction(insns_[index], index, eip, next);
-    eip = next;
+  next_ = start_;
+  for (uint32_t k = 0; k < insns_.size(); ++k) {
+    index_ = k;
+    eip_ = next_;
+    next_ = eip_ + insns_[k].insn.len;
+    Instruction(insns_[k]);
   }
-  if (!EndsBlock(Classify(insns_.back())))
-    a_.Jmp(ExitTo(eip, static_cast<uint32_t>(insns_.size())));
+  // Still at the last instruction: a block that does not end in a jump
+  // leaves after it.
+  if (!EndsBlock(insns_.back().form)) a_.Jmp(ExitAfter(next_));
   Exits();
   Epilogue();
   return {a_.code(), guest_bytes_, static_cast<uint32_t>(insns_.size())};
@@ -515,14 +478,14 @@ CompiledBlock BlockCompiler::Compile() {
 }  // namespace
 
 std::optional<CompiledBlock> CompileBlock(uint32_t eip, const uint8_t* bytes, uint32_t avail) {
-  std::vector<Insn> insns;
+  std::vector<BlockInsn> insns;
   uint32_t off = 0;
   while (insns.size() < kMaxBlockInsns && off < avail) {
     Insn i;
     if (Decode(bytes + off, avail - off, /*default32=*/true, i) != DecodeStatus::kOk) break;
     Form f = Classify(i);
     if (f == Form::kUnsupported || off + i.len > kMaxBlockBytes) break;
-    insns.push_back(i);
+    insns.push_back({i, f});
     off += i.len;
     if (EndsBlock(f)) break;
   }

@@ -5,21 +5,19 @@
 
 #include <cstring>
 
+#include "base/unique_fd.h"
+
 namespace kvmlike::x86::translator {
 
+// The fd is closed on return: the mappings keep the memory.
 std::unique_ptr<CodeMemory> CodeMemory::Create(size_t bytes) {
-  int fd = memfd_create("kvmlike-code", MFD_CLOEXEC);
-  if (fd < 0) return nullptr;
-  void* rw = MAP_FAILED;
-  void* rx = MAP_FAILED;
-  if (ftruncate(fd, static_cast<off_t>(bytes)) == 0) {
-    rw = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    rx = mmap(nullptr, bytes, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-  }
-  close(fd);  // the mappings keep the memory
-  if (rw == MAP_FAILED || rx == MAP_FAILED) {
-    if (rw != MAP_FAILED) munmap(rw, bytes);
-    if (rx != MAP_FAILED) munmap(rx, bytes);
+  base::UniqueFd fd(memfd_create("kvmlike-code", MFD_CLOEXEC));
+  if (!fd.valid() || ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) return nullptr;
+  void* rw = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (rw == MAP_FAILED) return nullptr;
+  void* rx = mmap(nullptr, bytes, PROT_READ | PROT_EXEC, MAP_SHARED, fd.get(), 0);
+  if (rx == MAP_FAILED) {
+    munmap(rw, bytes);
     return nullptr;
   }
   return std::unique_ptr<CodeMemory>(
@@ -41,11 +39,6 @@ const void* CodeMemory::Add(std::span<const uint8_t> code) {
   std::memcpy(rw_ + at, code.data(), code.size());
   used_ = at + code.size();
   return rx_ + at;
-}
-
-bool CodeMemory::Contains(const void* host) const {
-  auto* p = static_cast<const uint8_t*>(host);
-  return p >= rx_ && p < rx_ + size_;
 }
 
 }  // namespace kvmlike::x86::translator

@@ -27,9 +27,6 @@ class CodeMemory {
   const void* Add(std::span<const uint8_t> code);
   void Reset() { used_ = 0; }
 
-  // Whether host lies in the code (tests: translated code is really run).
-  bool Contains(const void* host) const;
-
  private:
   CodeMemory(uint8_t* rw, const uint8_t* rx, size_t size) : rw_(rw), rx_(rx), size_(size) {}
 

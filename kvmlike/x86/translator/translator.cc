@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "kvmlike/x86/segmentation.h"
+
 namespace kvmlike::x86::translator {
 
 namespace {
@@ -15,10 +17,11 @@ bool HostHasLahf() {
   return (ecx & 1) != 0;
 }
 
+// Writable expand-up data, base 0, 4 GiB.
 bool FlatData(const Segment& s) {
-  constexpr uint8_t kCodeOrExpandDownOrWritable = 0xe, kWritableData = 0x2;
+  using namespace segmentation_detail;
   return !s.unusable && s.base == 0 && s.limit == 0xffffffff &&
-         (s.type & kCodeOrExpandDownOrWritable) == kWritableData;
+         (s.type & (kTypeCode | kTypeExpandDown | kTypeWritable)) == kTypeWritable;
 }
 
 }  // namespace
@@ -37,6 +40,7 @@ bool Translator::Eligible(const CpuState& cpu) {
 }
 
 bool Translator::Hot(base::Gpa gpa) {
+  if (!enabled_) [[unlikely]] return false;  // Compile found that code memory cannot be mapped
   Entry& e = entries_[Slot(gpa)];
   if (e.gpa != gpa.value()) {
     e = Entry{};

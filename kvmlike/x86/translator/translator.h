@@ -20,6 +20,7 @@
 
 #include "base/types.h"
 #include "kvmlike/x86/cpu_state.h"
+#include "kvmlike/x86/decode_cache.h"
 #include "kvmlike/x86/guest_memory.h"
 #include "kvmlike/x86/translator/block_compiler.h"
 #include "kvmlike/x86/translator/code_memory.h"
@@ -62,8 +63,6 @@ class Translator {
                uint64_t budget);
 
   const Counters& counters() const { return counters_; }
-  // Whether code lies in this translator's code memory (tests).
-  bool Owns(const void* code) const { return code_ && code_->Contains(code); }
 
  private:
   static constexpr uint32_t kEntries = 256;
@@ -80,10 +79,7 @@ class Translator {
     BlockFn code = nullptr;
   };
 
-  static uint32_t Slot(base::Gpa gpa) {
-    uint64_t a = gpa.value();
-    return static_cast<uint32_t>((a ^ (a >> 8)) % kEntries);
-  }
+  static uint32_t Slot(base::Gpa gpa) { return CodeSlot(gpa, kEntries); }
   bool Matches(const Entry& e, const uint8_t* host) const;
   bool Compile(Entry& e, base::Gpa gpa, const uint8_t* host);
   void ForgetAll();
