@@ -182,19 +182,6 @@ static struct struct_ioctl struct_ioctls[] = {
 };
 enum { IO_CGM, IO_REGION, IO_REGION2, IO_CPUID, IO_ATTR };
 
-static int expected_errno(const struct struct_ioctl *io, enum ptr_kind kind)
-{
-	switch (kind) {
-	case P_EXACT_END:
-	case P_ODD:
-		return 0;
-	case P_READONLY:
-		return io->copies_back ? EFAULT : 0;
-	default:
-		return EFAULT;
-	}
-}
-
 static void run_pointer_table(const struct struct_ioctl *io)
 {
 	unsigned char *tmpl = calloc(1, io->size);
@@ -206,9 +193,8 @@ static void run_pointer_table(const struct struct_ioctl *io)
 		struct placed pl = place_arg(k, tmpl, io->size);
 		long r = ioctl(*io->fd, io->nr, pl.arg);
 		int err = errno;
-		int want = expected_errno(io, k);
-		if (want) {
-			kvm_test_errno(r, err, want, "%s: %s with %s -> EFAULT", io->rule, io->name,
+		if (!ptr_kind_valid(k, io->copies_back)) {
+			kvm_test_errno(r, err, EFAULT, "%s: %s with %s -> EFAULT", io->rule, io->name,
 				       ptr_kind_name[k]);
 			if (r >= 0)
 				io->after_success(r, pl.arg);

@@ -337,7 +337,7 @@ static const struct ioctl_case not_system_ioctls[] = {
 	{ KVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION (VM ioctl)" },
 	{ _IOW(KVMIO, 0x46, int), "_IOW(KVMIO, 0x46, int) (wrong size)" },
 };
-#define NR_NOT_SYSTEM NR_IOCTL_CASES(not_system_ioctls)
+#define NR_NOT_SYSTEM ARRAY_SIZE(not_system_ioctls)
 
 /* The VM fd answers ENOTTY for what neither generic nor arch code knows. */
 static const struct ioctl_case not_vm_ioctls[] = {
@@ -347,7 +347,7 @@ static const struct ioctl_case not_vm_ioctls[] = {
 	{ KVM_RUN, "KVM_RUN (vCPU ioctl)" },
 	{ _IOW(KVMIO, 0x46, int), "_IOW(KVMIO, 0x46, int) (wrong size)" },
 };
-#define NR_NOT_VM NR_IOCTL_CASES(not_vm_ioctls)
+#define NR_NOT_VM ARRAY_SIZE(not_vm_ioctls)
 
 static void test_unknown_ioctls(void)
 {

@@ -29,11 +29,11 @@
  *   - a private page of a SW_PROTECTED VM (guest_memfd without MMAP): a
  *     host page outside every mapping the test has.
  *
- * The guest is 32-bit flat protected-mode code at 0x1000 (slot 0, normal
- * anonymous memory), driven through its registers.
+ * The guest is vcpu_util's 32-bit routines guest (slot 0, normal anonymous
+ * memory): READ and FILL, driven through their registers.
  *
  * Guest physical memory:
- *   0x00500  flat GDT     0x01000  code     0x08000  top of the stack
+ *   0x00500  flat GDT     0x01000  routines     0x08000  top of the stack
  *   0x100000 slot 1 (TEST_PAGES pages: anonymous, or a guest_memfd)
  *   0x200000 slot 2 (one read-only page)
  *   0x500000 no slot
@@ -51,8 +51,6 @@
 #include <unistd.h>
 
 #define GUEST_MEM_SIZE 0x20000ul
-#define GDT_GPA 0x500
-#define STACK_TOP 0x8000
 #define TEST_GPA 0x100000ul
 #define TEST_PAGES 4
 #define TEST_SIZE (TEST_PAGES * PAGE_SIZE)
@@ -69,58 +67,6 @@
 #define EPT_ACCESSED (1ull << 8)
 #define EPT_DIRTY (1ull << 9)
 #define EPT_ADDR_MASK 0x000ffffffffff000ull
-
-/* =================================================== the guest */
-
-/* READ: EAX = [EBX], reported on port 0x10, then HLT. */
-#define READ_GPA 0x1000
-static const uint8_t read_code[] = {
-	0x8B, 0x03,       /* 1000  mov eax, [ebx] */
-	0xE7, 0x10,       /* 1002  out 0x10, eax        -> OUT port 0x10, 4 bytes */
-	0xF4,             /* 1004  hlt                  -> HLT */
-	0xEB, 0xFD,       /* 1005  jmp 0x1004 */
-};
-
-/* WRITE: [EBX] = EAX, then HLT. */
-#define WRITE_GPA 0x1010
-static const uint8_t write_code[] = {
-	0x89, 0x03,       /* 1010  mov [ebx], eax */
-	0xF4,             /* 1012  hlt                  -> HLT */
-	0xEB, 0xFD,       /* 1013  jmp 0x1012 */
-};
-
-/* ================================================ environment */
-
-/* A VM of vm_type with vCPU 0 in 32-bit protected mode and the routines in slot 0. */
-static void env_create(struct vcpu_env *e, unsigned long vm_type)
-{
-	vcpu_env_create(e, vm_type, GUEST_MEM_SIZE, GUEST_MEM_ANON);
-	guest_put_flat_gdt(e, GDT_GPA);
-	guest_load(e, READ_GPA, read_code, sizeof(read_code));
-	guest_load(e, WRITE_GPA, write_code, sizeof(write_code));
-	vcpu_set_protected_mode(e->vcpu, READ_GPA, STACK_TOP, GDT_GPA);
-}
-
-/* The guest reads the dword at gpa into *val (READ, up to its HLT). */
-static bool guest_read(struct vcpu_env *e, uint64_t gpa, uint32_t *val)
-{
-	vcpu_call(e->vcpu, READ_GPA, STACK_TOP, (struct guest_args){ .ebx = (uint32_t)gpa });
-	return vcpu_run_expect_out32(e, 0x10, val) && vcpu_run_expect(e, KVM_EXIT_HLT);
-}
-
-static bool guest_read_is(struct vcpu_env *e, uint64_t gpa, uint32_t want)
-{
-	uint32_t v = ~want;
-	return guest_read(e, gpa, &v) && guest_word_is(v, gpa, want);
-}
-
-/* The guest writes the dword val at gpa (WRITE, up to its HLT). */
-static bool guest_write(struct vcpu_env *e, uint64_t gpa, uint32_t val)
-{
-	vcpu_call(e->vcpu, WRITE_GPA, STACK_TOP, (struct guest_args){ .eax = val, .ebx = (uint32_t)gpa });
-	return vcpu_run_expect(e, KVM_EXIT_HLT);
-}
-
 
 /* ================================================ the debug ioctls */
 
@@ -201,7 +147,7 @@ static bool flags_are(const struct kvmlike_walk_gpa *w, uint32_t want)
 static void test_anon_slot(void)
 {
 	struct vcpu_env e;
-	env_create(&e, KVM_X86_DEFAULT_VM);
+	vcpu_env_create_routines(&e, KVM_X86_DEFAULT_VM, GUEST_MEM_SIZE);
 	uint8_t *mem = map_anon(TEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
 	fill_pattern(mem, TEST_SIZE);
 	set_region2(e.vm, 1, 0, TEST_GPA, TEST_SIZE, (uintptr_t)mem, -1, 0);
@@ -221,7 +167,7 @@ static void test_anon_slot(void)
 	kvm_test(walked && raw_agrees(&w),
 		 "... the raw EPT entry has that address, R|X bits and A/D bits");
 
-	ran = guest_write(&e, write_page + 4, GUEST_WORD) &&
+	ran = guest_fill(&e, write_page + 4, 1, GUEST_WORD) &&
 	      *(uint32_t *)(mem + 2 * PAGE_SIZE + 4) == GUEST_WORD;
 	kvm_test(ran, "the guest writes page 2 (the host sees the dword)");
 	walked = ran && walk_ok(e.vm, write_page, &w);
@@ -264,15 +210,10 @@ static void test_anon_slot(void)
 
 /* ============================== a guest_memfd MMAP|INIT_SHARED slot */
 
-static const char *need_gmem_shared(void)
-{
-	return guest_mem_unavailable(KVM_X86_DEFAULT_VM, GUEST_MEM_GMEM_SHARED);
-}
-
 static void test_gmem_shared(void)
 {
 	struct vcpu_env e;
-	env_create(&e, KVM_X86_DEFAULT_VM);
+	vcpu_env_create_routines(&e, KVM_X86_DEFAULT_VM, GUEST_MEM_SIZE);
 	int gmem = gmem_create(e.vm, TEST_SIZE, GMEM_FLAGS_SHARED);
 	uint8_t *host = map_shared(gmem, TEST_SIZE);
 	TEST_ASSERT(host, "mmap of the guest_memfd");
@@ -280,7 +221,7 @@ static void test_gmem_shared(void)
 	const uint64_t page = TEST_GPA + PAGE_SIZE;
 	struct kvmlike_walk_gpa w1, w2;
 
-	bool ran = guest_write(&e, page + 8, GUEST_WORD);
+	bool ran = guest_fill(&e, page + 8, 1, GUEST_WORD);
 	bool walked = ran && walk_ok(e.vm, page, &w1);
 	kvm_test(walked && w1.level == 1 && (w1.perm & KVMLIKE_PERM_WRITE) &&
 			 *(uint32_t *)(host + PAGE_SIZE + 8) == GUEST_WORD,
@@ -320,24 +261,13 @@ static void test_gmem_shared(void)
 
 /* =================================== a private page, and poison */
 
-static const char *need_private(void)
-{
-	const char *why = need_sw_protected();
-	if (why)
-		return why;
-	int vm = vm_create(KVM_X86_SW_PROTECTED_VM);
-	int attrs = vm_check_cap(vm, KVM_CAP_MEMORY_ATTRIBUTES);
-	close(vm);
-	return attrs > 0 && (attrs & PRIVATE) ? NULL : "SW_PROTECTED VM has no PRIVATE attribute";
-}
-
 /* p lies in [a, a + alen). */
 static bool inside(uint64_t p, uint64_t a, uint64_t alen) { return p >= a && p < a + alen; }
 
 static void test_private_poison(void)
 {
 	struct vcpu_env e;
-	env_create(&e, KVM_X86_SW_PROTECTED_VM);
+	vcpu_env_create_routines(&e, KVM_X86_SW_PROTECTED_VM, GUEST_MEM_SIZE);
 	uint8_t *shared = map_anon(TEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
 	fill_pattern(shared, TEST_SIZE);
 	int gmem = gmem_create(e.vm, TEST_SIZE, 0);
@@ -347,7 +277,7 @@ static void test_private_poison(void)
 	const uint64_t page = TEST_GPA + PAGE_SIZE;
 	struct kvmlike_walk_gpa w;
 
-	bool ran = guest_write(&e, page + 8, GUEST_WORD);
+	bool ran = guest_fill(&e, page + 8, 1, GUEST_WORD);
 	kvm_test(ran && guest_read_is(&e, page + 8, GUEST_WORD) && is_pattern(shared, TEST_SIZE),
 		 "private page: the guest writes and reads back its dword; the slot's "
 		 "userspace_addr memory is untouched");
@@ -361,7 +291,7 @@ static void test_private_poison(void)
 		{ "the kvm_run mapping", (uintptr_t)e.run, vcpu_mmap_size() },
 	};
 	bool outside = walked && w.level == 1 && w.host != 0;
-	for (size_t i = 0; walked && i < sizeof(mine) / sizeof(mine[0]); i++)
+	for (size_t i = 0; walked && i < ARRAY_SIZE(mine); i++)
 		if (inside(w.host, mine[i].start, mine[i].len)) {
 			ksft_print_msg("host 0x%llx is inside %s", (unsigned long long)w.host,
 				       mine[i].what);
@@ -374,7 +304,7 @@ static void test_private_poison(void)
 		  "KVMLIKE_GMEM_POISON of the private page (offset 0x1000) -> ok");
 	KCHECK_ERRNO(walk(e.vm, page, &w), ENOENT,
 		     "KVMLIKE_WALK_GPA of the poisoned page -> ENOENT (mapping zapped)");
-	vcpu_call(e.vcpu, READ_GPA, STACK_TOP, (struct guest_args){ .ebx = (uint32_t)(page + 8) });
+	guest_call(&e, ROUTINE_READ_GPA, (struct guest_args){ .ebx = (uint32_t)(page + 8) });
 	int r = __vcpu_run(e.vcpu);
 	int err = errno;
 	const struct kvm_run_memory_fault *mf = kvm_run_mem_fault(e.run);
@@ -406,26 +336,19 @@ static void test_private_poison(void)
 
 /* ============================================================ main */
 
-static void test_leaks(void) { kvm_test_live_objects(); }
-
 static const struct kvm_section sections[] = {
 	{ "anonymous slot", NR_ANON_RESULTS, NULL, test_anon_slot },
 	{ "guest_memfd MMAP|INIT_SHARED slot", NR_GMEM_RESULTS, need_gmem_shared,
 	  test_gmem_shared },
-	{ "private page and poison", NR_PRIVATE_RESULTS, need_private, test_private_poison },
-	{ "leaks", 1, NULL, test_leaks },
+	{ "private page and poison", NR_PRIVATE_RESULTS, need_sw_private, test_private_poison },
+	{ "leaks", 1, NULL, kvm_test_live_objects },
 };
 
 int main(void)
 {
 	ksft_print_header();
-	int kvm = kvm_open();
-	errno = 0;
-	int magic = ioctl(kvm, KVMLIKE_PROBE, 0);
-	int err = errno;
-	close(kvm);
-	if (magic != KVMLIKE_MAGIC)
-		ksft_exit_skip("KVMLIKE_PROBE answered %s, not KVMLIKE_MAGIC: kvmlike's debug "
-			       "ioctls exist only under kvmlike", strres(magic, err));
-	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
+	if (!kvm_is_kvmlike())
+		ksft_exit_skip("KVMLIKE_PROBE does not answer KVMLIKE_MAGIC: kvmlike's debug "
+			       "ioctls exist only under kvmlike");
+	return kvm_sections_main(sections, ARRAY_SIZE(sections));
 }

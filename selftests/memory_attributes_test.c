@@ -216,5 +216,5 @@ int main(void)
 		ksft_exit_skip("KVM_X86_SW_PROTECTED_VM not in KVM_CAP_VM_TYPES (rules 35-36 "
 			       "need a VM with private memory)");
 	sw_vm = vm_create(KVM_X86_SW_PROTECTED_VM);
-	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
+	return kvm_sections_main(sections, ARRAY_SIZE(sections));
 }

@@ -14,9 +14,9 @@
  * (PRIVATE), KVM_CAP_MEMORY_FAULT_INFO, KVM_CAP_EXIT_HYPERCALL (bit 12),
  * KVM_CAP_PRE_FAULT_MEMORY.
  *
- * The guest is 32-bit flat protected-mode code at 0x1000 (slot 0, normal
- * anonymous memory), driven through its registers: READ loads [EBX] and
- * sends it to port 0x10, FILL is rep stosd, MAP issues the hypercall.
+ * The guest is vcpu_util's 32-bit routines guest (slot 0, normal anonymous
+ * memory), driven through its registers: READ loads [EBX] and sends it to
+ * port 0x10, FILL is rep stosd, and this test's MAP issues the hypercall.
  * Registers and arguments are 32 bits wide outside long mode, so the test
  * memory sits at 1 MiB (upstream's conversion test uses 4 GiB).
  */
@@ -34,8 +34,6 @@
 #include <unistd.h>
 
 #define GUEST_MEM_SIZE 0x20000ul
-#define GDT_GPA 0x500
-#define STACK_TOP 0x8000
 #define TEST_GPA 0x100000ul /* slot 1: the memory made private */
 #define TEST_PAGES 4
 #define TEST_SIZE (TEST_PAGES * PAGE_SIZE)
@@ -47,29 +45,12 @@
 
 /* =================================================== the guest */
 
-/* READ: EAX = [EBX], reported on port 0x10; after the HLT it reads again. */
-#define READ_GPA 0x1000
-static const uint8_t read_code[] = {
-	0x8B, 0x03,       /* 1000  mov eax, [ebx] */
-	0xE7, 0x10,       /* 1002  out 0x10, eax        -> OUT port 0x10, 4 bytes */
-	0xF4,             /* 1004  hlt                  -> HLT */
-	0xEB, 0xF9,       /* 1005  jmp 0x1000           (loops when run on) */
-};
-
-/* FILL: ECX dwords of EAX at EDI. */
-#define FILL_GPA 0x1010
-static const uint8_t fill_code[] = {
-	0xF3, 0xAB,       /* 1010  rep stosd */
-	0xF4,             /* 1012  hlt                  -> HLT */
-	0xEB, 0xFD,       /* 1013  jmp 0x1012 */
-};
-
 /*
  * MAP: hypercall EAX (12 = KVM_HC_MAP_GPA_RANGE) with EBX = GPA, ECX =
  * pages, EDX = attributes; reports its result (EAX) on port 0x12, then the
  * first dword of the range on port 0x13.
  */
-#define MAP_GPA 0x1020
+#define MAP_GPA ROUTINES_FREE_GPA
 static const uint8_t map_code[] = {
 	0x0F, 0x01, 0xC1, /* 1020  vmcall               -> HYPERCALL (when enabled) */
 	0xE7, 0x12,       /* 1023  out 0x12, eax        -> OUT port 0x12: the result */
@@ -79,57 +60,14 @@ static const uint8_t map_code[] = {
 	0xEB, 0xFD,       /* 102a  jmp 0x1029 */
 };
 
-/* ================================================ environment */
-
 /*
- * A VM of vm_type with vCPU 0 in 32-bit protected mode, slot 0 holding the
- * GDT and the three routines. Nothing at TEST_GPA yet.
+ * A VM of vm_type with vCPU 0 and the routines guest in slot 0, MAP
+ * included. Nothing at TEST_GPA yet.
  */
 static void env_create(struct vcpu_env *e, unsigned long vm_type)
 {
-	vcpu_env_create(e, vm_type, GUEST_MEM_SIZE, GUEST_MEM_ANON);
-	guest_put_flat_gdt(e, GDT_GPA);
-	guest_load(e, READ_GPA, read_code, sizeof(read_code));
-	guest_load(e, FILL_GPA, fill_code, sizeof(fill_code));
+	vcpu_env_create_routines(e, vm_type, GUEST_MEM_SIZE);
 	guest_load(e, MAP_GPA, map_code, sizeof(map_code));
-	vcpu_set_protected_mode(e->vcpu, READ_GPA, STACK_TOP, GDT_GPA);
-}
-
-/* Points the vCPU (stopped at a HLT, or not run yet) at a routine. */
-static void guest_call(struct vcpu_env *e, uint32_t eip, struct guest_args args)
-{
-	vcpu_call(e->vcpu, eip, STACK_TOP, args);
-}
-
-/* The guest reads the dword at gpa (READ, up to its HLT); false with a diagnostic. */
-static bool guest_read(struct vcpu_env *e, uint64_t gpa, uint32_t *val)
-{
-	guest_call(e, READ_GPA, (struct guest_args){ .ebx = (uint32_t)gpa });
-	return vcpu_run_expect_out32(e, 0x10, val) && vcpu_run_expect(e, KVM_EXIT_HLT);
-}
-
-/* The guest writes n dwords of value at gpa (FILL, up to its HLT). */
-static bool guest_fill(struct vcpu_env *e, uint64_t gpa, uint32_t n, uint32_t value)
-{
-	guest_call(e, FILL_GPA, (struct guest_args){ .eax = value, .ecx = n, .edi = (uint32_t)gpa });
-	return vcpu_run_expect(e, KVM_EXIT_HLT);
-}
-
-static bool read_is(struct vcpu_env *e, uint64_t gpa, uint32_t want)
-{
-	uint32_t v = ~want;
-	return guest_read(e, gpa, &v) && guest_word_is(v, gpa, want);
-}
-
-static bool words_are(const void *p, size_t len, uint32_t want)
-{
-	const uint32_t *w = p;
-	for (size_t i = 0; i < len / 4; i++)
-		if (w[i] != want) {
-			ksft_print_msg("host word %zu is 0x%08x, want 0x%08x", i, w[i], want);
-			return false;
-		}
-	return true;
 }
 
 static uint32_t pattern_word(size_t byte_offset)
@@ -157,27 +95,13 @@ static int add_gmem_slot(struct vcpu_env *e, uint8_t *shared, uint64_t gmem_flag
 
 /* ============================================ capability gates */
 
-/* KVM_CHECK_EXTENSION on a fresh SW_PROTECTED VM; an error counts as 0. */
-static long sw_vm_cap(long cap)
-{
-	int vm = vm_create(KVM_X86_SW_PROTECTED_VM);
-	long r = vm_check_cap(vm, cap);
-	close(vm);
-	return r > 0 ? r : 0;
-}
-
-static const char *need_private_attr(void)
-{
-	if (sw_vm_cap(KVM_CAP_MEMORY_ATTRIBUTES) & PRIVATE)
-		return NULL;
-	return "SW_PROTECTED VM has no PRIVATE attribute";
-}
+static long sw_vm_cap(long cap) { return vm_type_cap(KVM_X86_SW_PROTECTED_VM, cap); }
 
 static const char *need_fault_info(void)
 {
 	if (kvm_check_cap(KVM_CAP_MEMORY_FAULT_INFO) <= 0)
 		return "KVM_CAP_MEMORY_FAULT_INFO not offered";
-	return need_private_attr();
+	return need_sw_private();
 }
 
 static const char *need_hypercall_offered(void)
@@ -190,7 +114,7 @@ static const char *need_hypercall_offered(void)
 static const char *need_hypercall_exit(void)
 {
 	const char *why = need_hypercall_offered();
-	return why ? why : need_private_attr();
+	return why ? why : need_sw_private();
 }
 
 /* ================================== rules 37-39: memory-fault exits */
@@ -229,11 +153,11 @@ static void test_private_normal_slot(void)
 	set_region2(e.vm, 1, 0, TEST_GPA, TEST_SIZE, (uintptr_t)mem, -1, 0);
 	const uint64_t page = TEST_GPA + PAGE_SIZE, addr = page + 8;
 
-	kvm_test(read_is(&e, addr, pattern_word(PAGE_SIZE + 8)),
+	kvm_test(guest_read_is(&e, addr, pattern_word(PAGE_SIZE + 8)),
 		 "rule 37: a shared read from a normal slot of a SW_PROTECTED VM sees host memory");
 	KCHECK_OK(__set_attributes(e.vm, page, PAGE_SIZE, PRIVATE, 0),
 		  "rule 37: KVM_SET_MEMORY_ATTRIBUTES(PRIVATE) on one page of the normal slot");
-	guest_call(&e, READ_GPA, (struct guest_args){ .ebx = (uint32_t)addr });
+	guest_call(&e, ROUTINE_READ_GPA, (struct guest_args){ .ebx = (uint32_t)addr });
 	int r = __vcpu_run(e.vcpu);
 	int err = errno;
 	check_private_fault(&e, r, err, page, "rule 37");
@@ -241,7 +165,8 @@ static void test_private_normal_slot(void)
 	KCHECK_OK(__set_attributes(e.vm, page, PAGE_SIZE, 0, 0),
 		  "rule 37: the VMM converts the page back to shared");
 	uint32_t v = 0;
-	bool done = vcpu_run_expect_out32(&e, 0x10, &v) && vcpu_run_expect(&e, KVM_EXIT_HLT);
+	bool done = vcpu_run_expect_out32(&e, ROUTINE_READ_PORT, &v) &&
+		    vcpu_run_expect(&e, KVM_EXIT_HLT);
 	kvm_test(done && v == pattern_word(PAGE_SIZE + 8),
 		 "rule 37: re-entering completes the same read from host memory (0x%08x)", v);
 
@@ -267,21 +192,20 @@ static void private_gone(bool close_file)
 	TEST_ASSERT(__set_attributes(e.vm, TEST_GPA, TEST_SIZE, PRIVATE, 0) == 0,
 		    "KVM_SET_MEMORY_ATTRIBUTES(PRIVATE)");
 
-	kvm_test(read_is(&e, page + 0x10, 0),
+	kvm_test(guest_read_is(&e, page + 0x10, 0),
 		 "%s: the guest reads its private page (a fresh guest_memfd page reads 0)", rule);
-	if (close_file) {
+	/* one of the two goes now, the other after the check */
+	if (close_file)
 		close(gmem);
-		gmem = -1;
-	} else {
+	else
 		delete_slot(e.vm, 1);
-	}
 	int r = __vcpu_run(e.vcpu); /* the loop reads the page again */
 	int err = errno;
 	check_private_fault(&e, r, err, page, rule);
 
 	if (close_file)
 		delete_slot(e.vm, 1);
-	if (gmem >= 0)
+	else
 		close(gmem);
 	munmap(shared, TEST_SIZE);
 	vcpu_env_destroy(&e);
@@ -314,7 +238,7 @@ static void test_private_contents(void)
 	kvm_test(wrote, "rule 42: the guest writes 16 KiB of private memory (rep stosd, HLT)");
 	kvm_test(wrote && is_pattern(shared, TEST_SIZE),
 		 "rule 42: the slot's userspace_addr memory does not show the private writes");
-	kvm_test(read_is(&e, TEST_GPA + TEST_SIZE - 4, PRIVATE_FILL),
+	kvm_test(guest_read_is(&e, TEST_GPA + TEST_SIZE - 4, PRIVATE_FILL),
 		 "rule 42: the guest reads its private data back");
 	void *m = mmap(NULL, TEST_SIZE, PROT_READ, MAP_SHARED, gmem, 0);
 	int err = errno;
@@ -365,15 +289,6 @@ static bool pattern_at(const uint8_t *base, size_t off, size_t len)
 			return false;
 		}
 	return true;
-}
-
-static int enable_hypercall_exit(int vm, uint64_t mask)
-{
-	struct kvm_enable_cap cap;
-	memset(&cap, 0, sizeof(cap));
-	cap.cap = KVM_CAP_EXIT_HYPERCALL;
-	cap.args[0] = mask;
-	return ioctl(vm, KVM_ENABLE_CAP, &cap);
 }
 
 /* Starts MAP with these arguments and runs to the first exit (raw KVM_RUN result). */
@@ -444,7 +359,7 @@ static void test_conversions(void)
 {
 	struct vcpu_env e;
 	env_create(&e, KVM_X86_SW_PROTECTED_VM);
-	KCHECK_OK(enable_hypercall_exit(e.vm, 1ull << KVM_HC_MAP_GPA_RANGE),
+	KCHECK_OK(__enable_cap(e.vm, KVM_CAP_EXIT_HYPERCALL, 0, 1ull << KVM_HC_MAP_GPA_RANGE),
 		  "rule 40: KVM_ENABLE_CAP(EXIT_HYPERCALL, 1 << KVM_HC_MAP_GPA_RANGE)");
 	uint8_t *shared = map_anon(TEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
 	int gmem = add_gmem_slot(&e, shared, 0);
@@ -469,9 +384,9 @@ static void test_conversions(void)
 		 "rule 42: after going shared the guest reads the host's data (0x%08x)", first);
 
 	kvm_test(finished && guest_fill(&e, TEST_GPA, PAGE_SIZE / 4, SHARED_FILL) &&
-			 words_are(shared, PAGE_SIZE, SHARED_FILL),
+			 dwords_are(shared, PAGE_SIZE, SHARED_FILL),
 		 "rule 42: the guest's writes to the shared page land in the host's memory");
-	kvm_test(read_is(&e, TEST_GPA + 2 * PAGE_SIZE, PRIVATE_FILL) &&
+	kvm_test(guest_read_is(&e, TEST_GPA + 2 * PAGE_SIZE, PRIVATE_FILL) &&
 			 pattern_at(shared, 2 * PAGE_SIZE, 2 * PAGE_SIZE),
 		 "rule 42: pages 2-3, still private, keep the guest's data and never reach the "
 		 "host's memory");
@@ -488,7 +403,7 @@ static void test_conversions(void)
 	kvm_test(finished && ret == 0 && first == 0,
 		 "rule 42: private again after a punch: the pages read zero (EAX 0x%08x, read "
 		 "0x%08x)", ret, first);
-	kvm_test(finished && words_are(shared, PAGE_SIZE, SHARED_FILL),
+	kvm_test(finished && dwords_are(shared, PAGE_SIZE, SHARED_FILL),
 		 "rule 42: the shared copy stays in the host's memory after going private");
 
 	/* a VMM answer other than 0 reaches the guest, truncated to 32 bits */
@@ -679,10 +594,9 @@ static void test_pre_fault_sw_private(void)
 
 static const char *need_pre_fault_default(void)
 {
-	int vm = vm_create(KVM_X86_DEFAULT_VM);
-	long r = vm_check_cap(vm, KVM_CAP_PRE_FAULT_MEMORY);
-	close(vm);
-	return r > 0 ? NULL : "default VM: KVM_CAP_PRE_FAULT_MEMORY not offered";
+	return vm_type_cap(KVM_X86_DEFAULT_VM, KVM_CAP_PRE_FAULT_MEMORY) > 0
+		       ? NULL
+		       : "default VM: KVM_CAP_PRE_FAULT_MEMORY not offered";
 }
 
 static const char *need_pre_fault_sw(void)
@@ -695,19 +609,17 @@ static const char *need_pre_fault_sw(void)
 static const char *need_pre_fault_sw_private(void)
 {
 	const char *why = need_pre_fault_sw();
-	return why ? why : need_private_attr();
+	return why ? why : need_sw_private();
 }
 
 /* ============================================================ main */
-
-static void test_leaks(void) { kvm_test_live_objects(); }
 
 static const struct kvm_section sections[] = {
 	{ "rule 37: PRIVATE on a normal slot", NR_RULE37_RESULTS, need_fault_info,
 	  test_private_normal_slot },
 	{ "rule 38: gmem slot deleted", NR_GONE_RESULTS, need_fault_info, test_slot_deleted },
 	{ "rule 39: gmem file closed", NR_GONE_RESULTS, need_fault_info, test_file_closed },
-	{ "private contents", NR_CONTENTS_RESULTS, need_private_attr, test_private_contents },
+	{ "private contents", NR_CONTENTS_RESULTS, need_sw_private, test_private_contents },
 	{ "conversions", NR_CONVERSION_RESULTS, need_hypercall_exit, test_conversions },
 	{ "hypercall not enabled", 1, need_hypercall_offered, test_hypercall_not_enabled },
 	{ "pre-fault, default VM", NR_PRE_FAULT_DEFAULT, need_pre_fault_default,
@@ -716,7 +628,7 @@ static const struct kvm_section sections[] = {
 	  test_pre_fault_sw_shared },
 	{ "pre-fault, SW_PROTECTED private", NR_PRE_FAULT_SEQUENCE, need_pre_fault_sw_private,
 	  test_pre_fault_sw_private },
-	{ "leaks", 1, NULL, test_leaks },
+	{ "leaks", 1, NULL, kvm_test_live_objects },
 };
 
 int main(void)
@@ -726,5 +638,5 @@ int main(void)
 	if (!kvm_has_vm_type(KVM_X86_SW_PROTECTED_VM))
 		ksft_exit_skip("KVM_X86_SW_PROTECTED_VM not in KVM_CAP_VM_TYPES (private memory, "
 			       "rules 37-45, needs it)");
-	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
+	return kvm_sections_main(sections, ARRAY_SIZE(sections));
 }

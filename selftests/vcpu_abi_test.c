@@ -480,7 +480,7 @@ static const struct child_ioctl child_ioctls[] = {
 	{ "unknown vCPU ioctl _IO(KVMIO, 0xff)", false, _IO(KVMIO, 0xff), false, 0 },
 	{ "KVM_CREATE_VCPU(1) on the VM fd", true, KVM_CREATE_VCPU, false, 1 },
 };
-#define NR_CHILD_IOCTLS (sizeof(child_ioctls) / sizeof(child_ioctls[0]))
+#define NR_CHILD_IOCTLS ARRAY_SIZE(child_ioctls)
 
 static struct vcpu_env fork_env;
 /* the parent's vCPU state, read before the fork: valid arguments for the child */
@@ -546,7 +546,7 @@ static const struct ioctl_case not_vcpu_ioctls[] = {
 	{ _IOR(KVMIO, 0x81, int), "_IOR(KVMIO, 0x81, int) (GET_REGS, wrong size)" },
 	{ _IOW(KVMIO, 0x80, int), "_IOW(KVMIO, 0x80, int) (KVM_RUN, wrong direction/size)" },
 };
-#define NR_NOT_VCPU NR_IOCTL_CASES(not_vcpu_ioctls)
+#define NR_NOT_VCPU ARRAY_SIZE(not_vcpu_ioctls)
 
 static void test_unknown_ioctls(void)
 {
@@ -576,16 +576,6 @@ static const char *need_exit_hypercall(void)
 	return hypercall_mask > 0 ? NULL : "KVM_CAP_EXIT_HYPERCALL reports no hypercall";
 }
 
-static int enable_cap(int fd, uint32_t cap, uint32_t flags, uint64_t arg0)
-{
-	struct kvm_enable_cap c;
-	memset(&c, 0, sizeof(c));
-	c.cap = cap;
-	c.flags = flags;
-	c.args[0] = arg0;
-	return ioctl(fd, KVM_ENABLE_CAP, &c);
-}
-
 /*
  * The VM reports the hypercalls it can forward to userspace (x86: only
  * KVM_HC_MAP_GPA_RANGE, 0x1000); enabling takes any subset of that mask.
@@ -598,16 +588,16 @@ static void test_exit_hypercall(void)
 					 "(0x%lx, 0x%lx)", mask, hypercall_mask);
 	kvm_test(mask == (1l << KVM_HC_MAP_GPA_RANGE),
 		 "C.6: EXIT_HYPERCALL mask = 1 << KVM_HC_MAP_GPA_RANGE (0x1000), got 0x%lx", mask);
-	KCHECK_OK(enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 0, (uint64_t)mask),
+	KCHECK_OK(__enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 0, (uint64_t)mask),
 		  "C.6: KVM_ENABLE_CAP(EXIT_HYPERCALL, the reported mask) -> 0");
-	KCHECK_OK(enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 0, 0),
+	KCHECK_OK(__enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 0, 0),
 		  "C.6: KVM_ENABLE_CAP(EXIT_HYPERCALL, 0) -> 0");
 
 	int bad_bit = -1, r = 0, err = 0;
 	for (int bit = 0; bit < 64 && bad_bit < 0; bit++) {
 		if ((uint64_t)mask & (1ull << bit))
 			continue;
-		r = enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 0, 1ull << bit);
+		r = __enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 0, 1ull << bit);
 		err = errno;
 		if (!(r == -1 && err == EINVAL))
 			bad_bit = bit;
@@ -616,15 +606,15 @@ static void test_exit_hypercall(void)
 		ksft_print_msg("bit %d: got %s", bad_bit, strres(r, err));
 	kvm_test(bad_bit < 0, "C.6: KVM_ENABLE_CAP(EXIT_HYPERCALL) with any bit outside the mask "
 			      "-> EINVAL");
-	KCHECK_ERRNO(enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 1, (uint64_t)mask), EINVAL,
+	KCHECK_ERRNO(__enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 1, (uint64_t)mask), EINVAL,
 		     "C.6: KVM_ENABLE_CAP(EXIT_HYPERCALL) flags 1 -> EINVAL");
 
 	int vcpu = vcpu_create(vm, 0);
-	KCHECK_ERRNO(enable_cap(vcpu, KVM_CAP_EXIT_HYPERCALL, 0, (uint64_t)mask), EINVAL,
+	KCHECK_ERRNO(__enable_cap(vcpu, KVM_CAP_EXIT_HYPERCALL, 0, (uint64_t)mask), EINVAL,
 		     "C.6: KVM_ENABLE_CAP(EXIT_HYPERCALL) on the vCPU fd -> EINVAL");
-	KCHECK_OK(enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 0, (uint64_t)mask),
+	KCHECK_OK(__enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, 0, (uint64_t)mask),
 		  "C.6: KVM_ENABLE_CAP(EXIT_HYPERCALL) after KVM_CREATE_VCPU -> 0");
-	KCHECK_ERRNO(enable_cap(vcpu, 9999, 0, 0), EINVAL,
+	KCHECK_ERRNO(__enable_cap(vcpu, 9999, 0, 0), EINVAL,
 		     "C.1: vCPU KVM_ENABLE_CAP of an unknown capability -> EINVAL");
 	close(vcpu);
 	close(vm);
@@ -649,7 +639,6 @@ static const struct vcpu_ptr_ioctl vcpu_ptr_ioctls[] = {
 	{ "KVM_SET_SREGS", KVM_SET_SREGS, sizeof(struct kvm_sregs), OP_SET_SREGS },
 	{ "KVM_ENABLE_CAP (vCPU)", KVM_ENABLE_CAP, sizeof(struct kvm_enable_cap), OP_ENABLE_CAP },
 };
-#define NR_VCPU_PTR_IOCTLS (sizeof(vcpu_ptr_ioctls) / sizeof(vcpu_ptr_ioctls[0]))
 
 static struct vcpu_env ptr_env;
 static struct kvm_regs ptr_regs;   /* the vCPU's state before each table */
@@ -731,7 +720,7 @@ static void run_vcpu_ptr_table(const struct vcpu_ptr_ioctl *io)
 	int before = kvm_lowest_free_fd();
 
 	for (int k = 0; k < NR_PTR_KINDS; k++) {
-		bool valid = k >= P_EXACT_END && !(k == P_READONLY && copies_back(io));
+		bool valid = ptr_kind_valid(k, copies_back(io));
 		struct placed pl = place_arg(k, tmpl, io->size);
 		errno = 0;
 		long r = ioctl(ptr_env.vcpu, io->nr, pl.arg);
@@ -803,8 +792,6 @@ static void test_pre_fault_not_offered(void)
 
 /* ------------------------------------------------------------ main */
 
-static void test_leaks(void) { kvm_test_live_objects(); }
-
 static const struct kvm_section sections[] = {
 	{ "create vcpu", NR_CREATE_RESULTS, NULL, test_create_vcpu },
 	{ "vcpu mmap", NR_MMAP_RESULTS, NULL, test_vcpu_mmap },
@@ -822,7 +809,7 @@ static const struct kvm_section sections[] = {
 	{ "SET_SREGS pointers", NR_PTR_TABLE_RESULTS, NULL, test_ptr_set_sregs },
 	{ "ENABLE_CAP pointers", NR_PTR_TABLE_RESULTS, NULL, test_ptr_enable_cap },
 	{ "pre-fault not offered", 1, need_no_pre_fault, test_pre_fault_not_offered },
-	{ "leaks", 1, NULL, test_leaks },
+	{ "leaks", 1, NULL, kvm_test_live_objects },
 };
 
 int main(void)
@@ -830,5 +817,5 @@ int main(void)
 	ksft_print_header();
 	kvm_require_dev();
 	hypercall_mask = kvm_check_cap(KVM_CAP_EXIT_HYPERCALL);
-	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
+	return kvm_sections_main(sections, ARRAY_SIZE(sections));
 }

@@ -438,13 +438,13 @@ static const struct exit_step rm_io_steps[] = {
 	IO_STEPS(0x1022),
 	MMIO_STEPS(RM_MMIO, 0x1049),
 };
-#define NR_RM_IO_STEPS (sizeof(rm_io_steps) / sizeof(rm_io_steps[0]))
+#define NR_RM_IO_STEPS ARRAY_SIZE(rm_io_steps)
 
 static const struct exit_step pm_io_steps[] = {
 	IO_STEPS(PM_HLT_IN),
 	MMIO_STEPS(PM_MMIO, PM_HLT_MMIO),
 };
-#define NR_PM_IO_STEPS (sizeof(pm_io_steps) / sizeof(pm_io_steps[0]))
+#define NR_PM_IO_STEPS ARRAY_SIZE(pm_io_steps)
 
 /* ===================================================== the programs */
 
@@ -511,13 +511,7 @@ static void check_ram(struct vcpu_env *e, const char *mode, uint64_t hlt1, uint6
 		 "C.4: %s, %s: rep stosd over 64 KiB ran to its end (count 0, index past the end)",
 		 mode, mem);
 
-	bool filled = true;
-	const uint32_t *words = guest_ptr(e, RAM_GPA);
-	for (size_t i = 0; i < RAM_SIZE / 4 && filled; i++)
-		if (words[i] != RAM_FILL) {
-			ksft_print_msg("GPA 0x%lx: 0x%08x", RAM_GPA + 4 * i, words[i]);
-			filled = false;
-		}
+	bool filled = dwords_are(guest_ptr(e, RAM_GPA), RAM_SIZE, RAM_FILL);
 	uint32_t before = *(const uint32_t *)guest_ptr(e, RAM_GPA - 4);
 	kvm_test(stopped && filled && before == 0,
 		 "C.4: %s, %s: the host mapping shows the guest's 64 KiB of 0xdeadbeef, and "
@@ -926,8 +920,8 @@ static void test_unmap_race(void)
 	TEST_ASSERT(pthread_kill(t, SIGUSR1) == 0, "signal the vCPU thread");
 	TEST_ASSERT(pthread_join(t, NULL) == 0, "join the vCPU thread");
 	e.run->immediate_exit = 0;
-	printf("# %lu remaps; %lu KVM_RUN returns: %lu memory-fault, %lu MMIO, %lu unexpected\n",
-	       remaps, v.runs, v.fault_exits, v.mmio_exits, v.unexpected);
+	ksft_print_msg("%lu remaps; %lu KVM_RUN returns: %lu memory-fault, %lu MMIO, %lu unexpected",
+		       remaps, v.runs, v.fault_exits, v.mmio_exits, v.unexpected);
 	kvm_test(v.unexpected == 0,
 		 "slot memory taken away and given back %lu times while the guest stores to it: every "
 		 "KVM_RUN return is EINTR, a memory-fault exit or an MMIO write at GPA 0x50000", remaps);
@@ -939,11 +933,6 @@ static void test_unmap_race(void)
 
 /* ============================================================ main */
 
-static const char *need_gmem_shared(void)
-{
-	return guest_mem_unavailable(KVM_X86_DEFAULT_VM, GUEST_MEM_GMEM_SHARED);
-}
-
 static void test_rm_io_anon(void) { real_mode_io(GUEST_MEM_ANON); }
 static void test_rm_io_gmem(void) { real_mode_io(GUEST_MEM_GMEM_SHARED); }
 static void test_rm_ram_anon(void) { real_mode_ram(GUEST_MEM_ANON); }
@@ -952,7 +941,6 @@ static void test_pm_anon(void) { protected_mode(GUEST_MEM_ANON); }
 static void test_pm_gmem(void) { protected_mode(GUEST_MEM_GMEM_SHARED); }
 static void test_exc_anon(void) { exceptions(GUEST_MEM_ANON); }
 static void test_exc_gmem(void) { exceptions(GUEST_MEM_GMEM_SHARED); }
-static void test_leaks(void) { kvm_test_live_objects(); }
 
 static const struct kvm_section sections[] = {
 	{ "real mode I/O and MMIO, anonymous", NR_RM_IO_RESULTS, NULL, test_rm_io_anon },
@@ -969,12 +957,12 @@ static const struct kvm_section sections[] = {
 	{ "slot memory write-protected by the VMM", NR_PROTECT_RESULTS, NULL,
 	  test_protected_slot_memory },
 	{ "slot memory replaced while the guest runs", NR_UNMAP_RACE_RESULTS, NULL, test_unmap_race },
-	{ "leaks", 1, NULL, test_leaks },
+	{ "leaks", 1, NULL, kvm_test_live_objects },
 };
 
 int main(void)
 {
 	ksft_print_header();
 	kvm_require_dev();
-	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
+	return kvm_sections_main(sections, ARRAY_SIZE(sections));
 }

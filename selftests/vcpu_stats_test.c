@@ -412,8 +412,8 @@ static const struct required_stat vcpu_required[] = {
 	{ "signal_exits", KVM_STATS_TYPE_CUMULATIVE },
 	{ "hypercalls", KVM_STATS_TYPE_CUMULATIVE },
 };
-#define NR_VM_REQUIRED (sizeof(vm_required) / sizeof(vm_required[0]))
-#define NR_VCPU_REQUIRED (sizeof(vcpu_required) / sizeof(vcpu_required[0]))
+#define NR_VM_REQUIRED ARRAY_SIZE(vm_required)
+#define NR_VCPU_REQUIRED ARRAY_SIZE(vcpu_required)
 
 /*
  * The layout of the stats file of fd (a VM or a vCPU): 7 results, then one
@@ -526,10 +526,7 @@ static void check_layout(int fd, const char *what, const char *want_id,
 		kvm_test(ok, "C.5: %s has \"%s\" (%s, unit none, size 1)", what, req[i].name,
 			 type_names[req[i].flags & KVM_STATS_TYPE_MASK]);
 	}
-	if (loaded)
-		stats_close(&s);
-	else
-		close(s.fd), stats_free(&s);
+	stats_close(&s);
 }
 #define NR_LAYOUT_RESULTS 7
 
@@ -588,16 +585,11 @@ static bool run_outs_then_hlt(struct vcpu_env *e)
 
 /*
  * Points the vCPU (stopped at a HLT) at a real-mode routine with CX = cx
- * and runs it to its HLT at hlt_rip.
+ * (vcpu_call) and runs it to its HLT at hlt_rip.
  */
 static bool run_routine(struct vcpu_env *e, uint16_t ip, uint16_t cx, uint64_t hlt_rip)
 {
-	struct kvm_regs regs;
-	vcpu_regs_get(e->vcpu, &regs);
-	regs.rip = ip;
-	regs.rcx = cx;
-	regs.rflags = X86_EFLAGS_FIXED;
-	vcpu_regs_set(e->vcpu, &regs);
+	vcpu_call(e->vcpu, ip, STACK_TOP, (struct guest_args){ .ecx = cx });
 	return vcpu_run_expect(e, KVM_EXIT_HLT) && vcpu_rip_is(e->vcpu, hlt_rip);
 }
 
@@ -952,12 +944,10 @@ static void test_kvmlike_punch(void)
 static const char *need_kvmlike_gmem(void)
 {
 	const char *why = need_kvmlike();
-	return why ? why : guest_mem_unavailable(KVM_X86_DEFAULT_VM, GUEST_MEM_GMEM_SHARED);
+	return why ? why : need_gmem_shared();
 }
 
 /* ============================================================ main */
-
-static void test_leaks(void) { kvm_test_live_objects(); }
 
 static const struct kvm_section sections[] = {
 	{ "KVM_GET_STATS_FD", NR_GET_RESULTS, NULL, test_get_stats_fd },
@@ -970,12 +960,12 @@ static const struct kvm_section sections[] = {
 	  test_kvmlike_anon },
 	{ "kvmlike counters, guest_memfd punch", NR_KVMLIKE_PUNCH_RESULTS, need_kvmlike_gmem,
 	  test_kvmlike_punch },
-	{ "leaks", 1, NULL, test_leaks },
+	{ "leaks", 1, NULL, kvm_test_live_objects },
 };
 
 int main(void)
 {
 	ksft_print_header();
 	kvm_require_dev();
-	return kvm_sections_main(sections, KVM_NR_SECTIONS(sections));
+	return kvm_sections_main(sections, ARRAY_SIZE(sections));
 }

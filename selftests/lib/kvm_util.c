@@ -62,6 +62,25 @@ const char *need_sw_protected(void)
 							: "KVM_X86_SW_PROTECTED_VM not offered";
 }
 
+long vm_type_cap(unsigned long type, long cap)
+{
+	int vm = vm_create(type);
+	long r = vm_check_cap(vm, cap);
+	close(vm);
+	return r > 0 ? r : 0;
+}
+
+const char *need_sw_private(void)
+{
+	const char *why = need_sw_protected();
+	if (why)
+		return why;
+	if (vm_type_cap(KVM_X86_SW_PROTECTED_VM, KVM_CAP_MEMORY_ATTRIBUTES) &
+	    KVM_MEMORY_ATTRIBUTE_PRIVATE)
+		return NULL;
+	return "SW_PROTECTED VM has no PRIVATE attribute";
+}
+
 int __vm_create(int kvm_fd, unsigned long type)
 {
 	return ioctl(kvm_fd, KVM_CREATE_VM, type);
@@ -402,6 +421,16 @@ int kvm_lowest_free_fd(void)
 }
 
 int vm_check_cap(int vm_fd, long cap) { return ioctl(vm_fd, KVM_CHECK_EXTENSION, cap); }
+
+int __enable_cap(int fd, uint32_t cap, uint32_t flags, uint64_t arg0)
+{
+	struct kvm_enable_cap c;
+	memset(&c, 0, sizeof(c));
+	c.cap = cap;
+	c.flags = flags;
+	c.args[0] = arg0;
+	return ioctl(fd, KVM_ENABLE_CAP, &c);
+}
 
 int vm_nr_address_spaces(int vm_fd)
 {

@@ -31,6 +31,9 @@
  * O_LARGEFILE as 0 on 64-bit targets.
  */
 #define KERNEL_O_LARGEFILE 0100000
+/* The number of elements of an array (not a pointer). */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 /* The create flags of a guest_memfd the host can map and use at once. */
 #define GMEM_FLAGS_SHARED (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
 
@@ -48,6 +51,13 @@ const char *kvm_backend_name(void);
 bool kvm_has_vm_type(unsigned long type);
 /* A kvm_section skip_reason: NULL when KVM_X86_SW_PROTECTED_VM is offered. */
 const char *need_sw_protected(void);
+/* KVM_CHECK_EXTENSION on a fresh VM of type (closed again); an error counts as 0. */
+long vm_type_cap(unsigned long type, long cap);
+/*
+ * A kvm_section skip_reason: NULL when KVM_X86_SW_PROTECTED_VM is offered
+ * and has the PRIVATE memory attribute.
+ */
+const char *need_sw_private(void);
 
 int __vm_create(int kvm_fd, unsigned long type);
 int vm_create(unsigned long type); /* opens /dev/kvm itself, closes it again */
@@ -175,7 +185,6 @@ struct kvm_section {
 	void (*run)(void);
 };
 void kvm_run_sections(const struct kvm_section *sections, size_t n);
-#define KVM_NR_SECTIONS(sections) (sizeof(sections) / sizeof((sections)[0]))
 
 /*
  * The usual main() after its checks: the backend as a diagnostic, then
@@ -211,12 +220,13 @@ struct ioctl_case {
 	{ KVM_GET_API_VERSION, "KVM_GET_API_VERSION (system ioctl)" },         \
 	{ KVM_CREATE_VM, "KVM_CREATE_VM (system ioctl)" },                     \
 	{ KVM_GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE (system ioctl)" }
-#define NR_IOCTL_CASES(table) (sizeof(table) / sizeof((table)[0]))
 
 /* The lowest fd number not in use: unchanged after a call that must not create an fd. */
 int kvm_lowest_free_fd(void);
 /* KVM_CHECK_EXTENSION on a VM fd. */
 int vm_check_cap(int vm_fd, long cap);
+/* KVM_ENABLE_CAP on a VM or vCPU fd with args[0] = arg0; the raw result. */
+int __enable_cap(int fd, uint32_t cap, uint32_t flags, uint64_t arg0);
 /* Address spaces of a VM: KVM_CAP_MULTI_ADDRESS_SPACE, or 1 when it answers 0. */
 int vm_nr_address_spaces(int vm_fd);
 

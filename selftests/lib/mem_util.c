@@ -70,6 +70,17 @@ bool bytes_are(const uint8_t *p, size_t len, uint8_t val)
 	return first_mismatch(p, len, false, val) == len;
 }
 
+bool dwords_are(const void *p, size_t len, uint32_t val)
+{
+	const uint32_t *w = p;
+	for (size_t i = 0; i < len / 4; i++)
+		if (w[i] != val) {
+			ksft_print_msg("dword at byte 0x%zx is 0x%08x, want 0x%08x", 4 * i, w[i], val);
+			return false;
+		}
+	return true;
+}
+
 void fill_pattern(uint8_t *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -112,6 +123,19 @@ const char *const ptr_kind_name[NR_PTR_KINDS] = {
 	[P_ODD] = "odd (unaligned) address",
 	[P_READONLY] = "read-only page",
 };
+
+bool ptr_kind_valid(enum ptr_kind kind, bool copies_back)
+{
+	switch (kind) {
+	case P_EXACT_END:
+	case P_ODD:
+		return true;
+	case P_READONLY:
+		return !copies_back;
+	default:
+		return false;
+	}
+}
 
 struct placed place_arg(enum ptr_kind kind, const void *tmpl, size_t len)
 {

@@ -36,6 +36,8 @@ void *kvm_unmapped_page(void);
 
 /* True when all len bytes at p are val; otherwise prints the first that is not. */
 bool bytes_are(const uint8_t *p, size_t len, uint8_t val);
+/* The same for the len / 4 dwords at p (host byte order). */
+bool dwords_are(const void *p, size_t len, uint32_t val);
 
 /* Byte i of the test pattern (not constant, so misplaced bytes show). */
 static inline uint8_t pattern_byte(size_t i) { return (uint8_t)(i * 7 + 3); }
@@ -72,6 +74,8 @@ enum ptr_kind {
 	NR_PTR_KINDS,
 };
 extern const char *const ptr_kind_name[NR_PTR_KINDS];
+/* Whether an ioctl must accept an argument at kind (copies_back: it writes the struct). */
+bool ptr_kind_valid(enum ptr_kind kind, bool copies_back);
 
 /* Where an argument was put, to release it afterwards. */
 struct placed {

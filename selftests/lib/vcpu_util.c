@@ -28,6 +28,11 @@ const char *guest_mem_unavailable(unsigned long vm_type, enum guest_mem_kind kin
 	return flags ? NULL : "guest_memfd MMAP|INIT_SHARED not offered for this VM type";
 }
 
+const char *need_gmem_shared(void)
+{
+	return guest_mem_unavailable(KVM_X86_DEFAULT_VM, GUEST_MEM_GMEM_SHARED);
+}
+
 size_t vcpu_mmap_size(void)
 {
 	static size_t cached;
@@ -92,7 +97,7 @@ void vcpu_env_destroy(struct vcpu_env *e)
 {
 	vcpu_unmap_run(e->run);
 	close(e->vcpu);
-	TEST_ASSERT(__set_region2(e->vm, 0, 0, 0, 0, 0, -1, 0) == 0, "delete slot 0");
+	delete_slot(e->vm, 0);
 	munmap(e->mem, e->mem_size);
 	if (e->gmem >= 0)
 		close(e->gmem);
@@ -274,7 +279,7 @@ static const char *const exit_names[] = {
 const char *exit_reason_str(uint32_t reason)
 {
 	static char buf[32];
-	if (reason < sizeof(exit_names) / sizeof(exit_names[0]) && exit_names[reason])
+	if (reason < ARRAY_SIZE(exit_names) && exit_names[reason])
 		snprintf(buf, sizeof(buf), "KVM_EXIT_%s", exit_names[reason]);
 	else
 		snprintf(buf, sizeof(buf), "exit %u", reason);
@@ -385,6 +390,58 @@ bool guest_word_is(uint32_t got, uint64_t gpa, uint32_t want)
 		ksft_print_msg("guest read 0x%08x at GPA 0x%llx, want 0x%08x", got,
 			       (unsigned long long)gpa, want);
 	return got == want;
+}
+
+/* ------------------------------------------------------- routines */
+
+static const uint8_t read_code[] = {
+	0x8B, 0x03,       /* 1000  mov eax, [ebx] */
+	0xE7, 0x10,       /* 1002  out 0x10, eax        -> OUT port 0x10, 4 bytes */
+	0xF4,             /* 1004  hlt                  -> HLT */
+	0xEB, 0xF9,       /* 1005  jmp 0x1000           (reads again when run on) */
+};
+
+static const uint8_t fill_code[] = {
+	0xF3, 0xAB,       /* 1010  rep stosd */
+	0xF4,             /* 1012  hlt                  -> HLT */
+	0xEB, 0xFD,       /* 1013  jmp 0x1012 */
+};
+
+void vcpu_env_create_routines(struct vcpu_env *e, unsigned long vm_type, size_t mem_size)
+{
+	_Static_assert(ROUTINE_READ_GPA + sizeof(read_code) <= ROUTINE_FILL_GPA &&
+			       ROUTINE_FILL_GPA + sizeof(fill_code) <= ROUTINES_FREE_GPA,
+		       "routines overlap");
+	vcpu_env_create(e, vm_type, mem_size, GUEST_MEM_ANON);
+	guest_put_flat_gdt(e, ROUTINES_GDT_GPA);
+	guest_load(e, ROUTINE_READ_GPA, read_code, sizeof(read_code));
+	guest_load(e, ROUTINE_FILL_GPA, fill_code, sizeof(fill_code));
+	vcpu_set_protected_mode(e->vcpu, ROUTINE_READ_GPA, ROUTINES_STACK_TOP, ROUTINES_GDT_GPA);
+}
+
+void guest_call(struct vcpu_env *e, uint32_t eip, struct guest_args args)
+{
+	vcpu_call(e->vcpu, eip, ROUTINES_STACK_TOP, args);
+}
+
+bool guest_read(struct vcpu_env *e, uint64_t gpa, uint32_t *val)
+{
+	guest_call(e, ROUTINE_READ_GPA, (struct guest_args){ .ebx = (uint32_t)gpa });
+	return vcpu_run_expect_out32(e, ROUTINE_READ_PORT, val) &&
+	       vcpu_run_expect(e, KVM_EXIT_HLT);
+}
+
+bool guest_read_is(struct vcpu_env *e, uint64_t gpa, uint32_t want)
+{
+	uint32_t v = ~want;
+	return guest_read(e, gpa, &v) && guest_word_is(v, gpa, want);
+}
+
+bool guest_fill(struct vcpu_env *e, uint64_t gpa, uint32_t n, uint32_t value)
+{
+	guest_call(e, ROUTINE_FILL_GPA,
+		   (struct guest_args){ .eax = value, .ecx = n, .edi = (uint32_t)gpa });
+	return vcpu_run_expect(e, KVM_EXIT_HLT);
 }
 
 bool mmio_exit_is(const struct kvm_run *run, uint64_t gpa, uint32_t len, bool is_write)

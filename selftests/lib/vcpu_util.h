@@ -61,6 +61,8 @@ struct vcpu_env {
 const char *guest_mem_name(enum guest_mem_kind kind);
 /* NULL when the VM type offers kind (a kvm_section-style skip reason otherwise). */
 const char *guest_mem_unavailable(unsigned long vm_type, enum guest_mem_kind kind);
+/* A kvm_section skip_reason: guest_mem_unavailable() of a default VM's GMEM_SHARED. */
+const char *need_gmem_shared(void);
 
 /* KVM_GET_VCPU_MMAP_SIZE, asserted to be a page multiple. */
 size_t vcpu_mmap_size(void);
@@ -157,6 +159,36 @@ struct guest_args {
 void vcpu_call(int vcpu_fd, uint32_t eip, uint32_t esp, struct guest_args args);
 /* got == want for a dword the guest read at gpa; prints both otherwise. */
 bool guest_word_is(uint32_t got, uint64_t gpa, uint32_t want);
+
+/*
+ * A guest of routines the test calls through registers, in 32-bit flat
+ * protected mode: vcpu_env_create_routines() makes a vcpu_env on anonymous
+ * memory (mem_size bytes from GPA 0) with the flat GDT at ROUTINES_GDT_GPA,
+ * ESP = ROUTINES_STACK_TOP and these routines in slot 0:
+ *
+ *   READ (ROUTINE_READ_GPA)  EAX = [EBX]; OUT of EAX to ROUTINE_READ_PORT;
+ *                            HLT; run on past the HLT, it reads again
+ *   FILL (ROUTINE_FILL_GPA)  rep stosd (ECX dwords of EAX at EDI); HLT
+ *
+ * [ROUTINES_FREE_GPA, ROUTINES_STACK_TOP) is left for a test's own routines.
+ * Addresses outside long mode are 32 bits wide.
+ */
+#define ROUTINES_GDT_GPA 0x500
+#define ROUTINE_READ_GPA 0x1000
+#define ROUTINE_FILL_GPA 0x1010
+#define ROUTINES_FREE_GPA 0x1020
+#define ROUTINES_STACK_TOP 0x8000
+#define ROUTINE_READ_PORT 0x10
+
+void vcpu_env_create_routines(struct vcpu_env *e, unsigned long vm_type, size_t mem_size);
+/* vcpu_call of the routine at eip with ESP = ROUTINES_STACK_TOP. */
+void guest_call(struct vcpu_env *e, uint32_t eip, struct guest_args args);
+/* The guest reads the dword at gpa into *val (READ, up to its HLT); false with a diagnostic. */
+bool guest_read(struct vcpu_env *e, uint64_t gpa, uint32_t *val);
+/* guest_read() gives want; prints what it gave otherwise. */
+bool guest_read_is(struct vcpu_env *e, uint64_t gpa, uint32_t want);
+/* The guest writes n dwords of value from gpa (FILL, up to its HLT). */
+bool guest_fill(struct vcpu_env *e, uint64_t gpa, uint32_t n, uint32_t value);
 
 /*
  * The last exit was KVM_EXIT_MMIO at phys_addr gpa with len bytes and the
