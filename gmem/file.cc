@@ -67,19 +67,27 @@ void File::ReleaseFile() {
     base::WriteGuard inv(inode->invalidate_lock());
     released_.store(true, std::memory_order_release);
     PgOffRange all{PgOff(0), base::ByteOffToPgOff(size_)};
-    std::vector<BindingTarget*> targets;
-    ForEachBinding(all, [&](Binding& b, PgOffRange r) {
-      b.target().InvalidateBegin(r);
-      targets.push_back(&b.target());
-    });
-    for (BindingTarget* t : targets) t->SyncInvalidation();
-    ForEachBinding(all, [](Binding& b, PgOffRange r) { b.target().InvalidateEnd(r); });
+    std::vector<BindingTarget*> begun;
+    BeginInvalidation(all, begun);
+    for (BindingTarget* t : begun) t->SyncInvalidation();
+    EndInvalidation(all);
     base::MutexGuard g(lock_);
     bindings_.clear();
     inode->UnlinkFile(*this);
     inode_.reset();
   }
   // The last file of the inode frees the memory here (outside every lock).
+}
+
+void File::BeginInvalidation(PgOffRange range, std::vector<BindingTarget*>& begun) {
+  ForEachBinding(range, [&](Binding& b, PgOffRange r) {
+    b.target().InvalidateBegin(r);
+    begun.push_back(&b.target());
+  });
+}
+
+void File::EndInvalidation(PgOffRange range) {
+  ForEachBinding(range, [](Binding& b, PgOffRange r) { b.target().InvalidateEnd(r); });
 }
 
 Result<std::unique_ptr<Binding>> File::Bind(PgOffRange range, BindingTarget& target) {

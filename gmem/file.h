@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <boost/intrusive/list.hpp>
 
@@ -74,6 +75,13 @@ class File : public base::RefCounted<File> {
   File(base::RefPtr<Inode> inode, uint64_t vm_id);
   void ReleaseFile();
   void Unbind(Binding& b);
+  // Invalidation of the bindings over range (ReleaseFile, Inode's
+  // InvalidationScope), with the inode's invalidate lock held exclusively.
+  // Begin tells each binding and appends its target to begun, for the caller
+  // to SyncInvalidation once no file lock is held; the pointers stay valid
+  // while the invalidate lock is held, since unbinding needs it.
+  void BeginInvalidation(PgOffRange range, std::vector<BindingTarget*>& begun) TA_EXCLUDES(lock_);
+  void EndInvalidation(PgOffRange range) TA_EXCLUDES(lock_);
 
   Subsystem& sys_;
   const uint32_t id_;
@@ -88,9 +96,8 @@ class File : public base::RefCounted<File> {
   base::RefPtr<Inode> inode_ TA_GUARDED_BY(lock_);  // null once released
   BindingSet bindings_ TA_GUARDED_BY(lock_);
 
- public:
-  // For Inode's invalidation walk: bindings overlapping range (inode invalidate
-  // lock held exclusively, file lock taken inside).
+  // Bindings overlapping range (inode invalidate lock held exclusively, file
+  // lock taken inside).
   template <typename Fn>
   void ForEachBinding(PgOffRange range, Fn&& fn) TA_EXCLUDES(lock_) {
     base::MutexGuard g(lock_);

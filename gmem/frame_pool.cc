@@ -5,6 +5,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cassert>
+#include <cerrno>
 #include <cstring>
 
 #ifndef MADV_POPULATE_WRITE
@@ -17,25 +19,35 @@ using base::Error;
 using base::Result;
 using base::Status;
 
-namespace {
-constexpr uint64_t kHugeFrames = 512;
-}  // namespace
+// A PROT_NONE reservation one block larger than asked, the mapping placed at
+// its first 2 MiB boundary, and the rest of the reservation given back.
+void* MapHugeAligned(uint64_t len, int prot, int flags, int fd) {
+  void* area = mmap(nullptr, len + kHugeBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0);
+  if (area == MAP_FAILED) return MAP_FAILED;
+  auto raw = reinterpret_cast<uintptr_t>(area);
+  uintptr_t aligned = (raw + kHugeBytes - 1) & ~(kHugeBytes - 1);
+  void* p = mmap(reinterpret_cast<void*>(aligned), len, prot, flags | MAP_FIXED, fd, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    munmap(area, len + kHugeBytes);
+    errno = err;
+    return MAP_FAILED;
+  }
+  if (aligned > raw) munmap(area, aligned - raw);
+  munmap(reinterpret_cast<void*>(aligned + len), raw + kHugeBytes - aligned);
+  return p;
+}
 
 // The reservation is 2 MiB aligned, so that 2 MiB guest mappings of pool
 // frames can line up with the host's pages. (Transparent huge pages for the
 // pool were measured slower here: a first populate of 1 GiB dropped from
 // ~2 GiB/s to 0.4 GiB/s, the host compacting memory for each 2 MiB page.)
 Result<std::unique_ptr<FramePool>> FramePool::Create(uint64_t reserve_bytes, Scrub scrub) {
-  constexpr uint64_t kHuge = uint64_t{2} << 20;
-  reserve_bytes = (reserve_bytes + kHuge - 1) & ~(kHuge - 1);
-  void* p = mmap(nullptr, reserve_bytes + kHuge, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return Error::kNoMemory;
-  auto raw = reinterpret_cast<uintptr_t>(p);
-  uintptr_t base = (raw + kHuge - 1) & ~(kHuge - 1);
-  if (base > raw) munmap(p, base - raw);
-  munmap(reinterpret_cast<void*>(base + reserve_bytes), raw + kHuge - base);
-  void* pool = reinterpret_cast<void*>(base);
+  reserve_bytes = (reserve_bytes + kHugeBytes - 1) & ~(kHugeBytes - 1);
+  void* pool = MapHugeAligned(reserve_bytes, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
+  if (pool == MAP_FAILED) return Error::kNoMemory;
   // Private memory must not be inherited by helper processes the VMM forks.
   madvise(pool, reserve_bytes, MADV_DONTFORK);
   return std::unique_ptr<FramePool>(
@@ -43,6 +55,7 @@ Result<std::unique_ptr<FramePool>> FramePool::Create(uint64_t reserve_bytes, Scr
 }
 
 FramePool::~FramePool() {
+  assert(!forked() && "a forked child abandons its pool (Subsystem)");
   std::unique_ptr<std::thread> scrubber;
   {
     base::MutexGuard g(lock_);
@@ -50,13 +63,7 @@ FramePool::~FramePool() {
     scrubber = std::move(scrubber_);
   }
   cv_.notify_all();
-  if (scrubber) {
-    // A forked child has the object but not the thread.
-    if (forked_.load(std::memory_order_relaxed))
-      (void)scrubber.release();
-    else
-      scrubber->join();
-  }
+  if (scrubber) scrubber->join();
   munmap(base_, nr_frames_ << base::kPageShift);
 }
 
@@ -132,7 +139,7 @@ Status FramePool::Grow(uint64_t n) {
 }
 
 Status FramePool::Allocate(uint64_t n, std::vector<FrameRun>& out) {
-  if (forked_.load(std::memory_order_relaxed)) return Error::kNoMemory;
+  if (forked()) return Error::kNoMemory;
   base::MutexGuard g(lock_);
   // Frames being scrubbed count as free: wait for them rather than grow.
   while (n > clean_.frames() + dirty_.frames() && scrubbing_) cv_.wait(lock_);
@@ -147,7 +154,7 @@ Status FramePool::Allocate(uint64_t n, std::vector<FrameRun>& out) {
 // comes either from the free runs, from a scrub in flight, or from the next
 // growth step.
 Result<FrameRun> FramePool::AllocateHuge() {
-  if (forked_.load(std::memory_order_relaxed)) return Error::kNoMemory;
+  if (forked()) return Error::kNoMemory;
   base::MutexGuard g(lock_);
   uint64_t block;
   for (;;) {
@@ -165,7 +172,7 @@ Result<FrameRun> FramePool::AllocateHuge() {
 }
 
 void FramePool::Free(const FrameRun* runs, size_t nr_runs) {
-  if (forked_.load(std::memory_order_relaxed)) return;  // not mapped here
+  if (forked()) return;  // not mapped here
   {
     base::MutexGuard g(lock_);
     for (size_t i = 0; i < nr_runs; i++)
@@ -213,7 +220,7 @@ void FramePool::WaitScrubbed() {
 }
 
 FramePool::Counters FramePool::counters() const {
-  if (forked_.load(std::memory_order_relaxed)) return {};
+  if (forked()) return {};
   base::MutexGuard g(lock_);
   return {fresh_, nr_free(), dirty_.frames() + scrubbing_, scrubbed_, handed_unclear_};
 }

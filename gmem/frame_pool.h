@@ -34,6 +34,16 @@ namespace gmem {
 
 using base::Pfn;
 
+// Pages (frames) in a 2 MiB block: the unit of the pool's growth, of its
+// scrubbing, and of 2 MiB guest mappings.
+inline constexpr uint64_t kHugeFrames = 512;
+inline constexpr uint64_t kHugeBytes = kHugeFrames << base::kPageShift;
+
+// mmap(2) of len bytes at a 2 MiB-aligned address chosen by the host (flags
+// without MAP_FIXED; fd -1 with MAP_ANONYMOUS), so that aligned 2 MiB blocks
+// of it can back 2 MiB guest mappings. MAP_FAILED with errno on failure.
+void* MapHugeAligned(uint64_t len, int prot, int flags, int fd);
+
 struct FrameRun {
   Pfn first;
   uint64_t count;
@@ -48,7 +58,7 @@ class FramePool {
   // scrubber thread starts with the first frames freed.
   static base::Result<std::unique_ptr<FramePool>> Create(uint64_t reserve_bytes,
                                                          Scrub scrub = Scrub::kBackground);
-  ~FramePool();  // stops the scrubber
+  ~FramePool();  // stops the scrubber; never in a forked child
   FramePool(const FramePool&) = delete;
   FramePool& operator=(const FramePool&) = delete;
 
@@ -64,7 +74,12 @@ class FramePool {
   // In a process forked from the pool's owner the reservation is absent
   // (MADV_DONTFORK) and no scrubber runs: from now on allocations fail with
   // kNoMemory and nothing touches the lock (the fork may have copied it held).
+  // Nor can such a pool be destroyed (its lock and condition variable may be
+  // held by threads that do not exist there, and unmapping the reservation's
+  // range would hit whatever the child mapped there since): its owner
+  // abandons it instead.
   void OnForkChild() { forked_.store(true, std::memory_order_relaxed); }
+  bool forked() const { return forked_.load(std::memory_order_relaxed); }
 
   // Waits until every free frame is clear (tests; nothing to wait for when
   // scrubbing is off).

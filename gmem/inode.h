@@ -92,7 +92,12 @@ class Inode : public base::RefCounted<Inode> {
  private:
   Inode(Subsystem& sys, uint64_t nr_pages, uint64_t flags, base::UniqueFd own);
   base::Status AllocateChunk(PgOffRange range);
-  base::Result<uint8_t*> SharedMapping() TA_REQUIRES(pages_lock_);
+  // memfd_backed(): page off through kvmlike's mapping of the memfd, made at
+  // the first call.
+  base::Result<uint8_t*> MemfdPage(PgOff off) TA_REQUIRES(pages_lock_);
+  // The host address of a present pool page's frame, zeroed first if the page
+  // is not uptodate yet (then marked so).
+  uint8_t* UptodateFrame(PgOff off, PageStore::Page page, FramePool& pool) TA_REQUIRES(pages_lock_);
   base::Status PunchPages(PgOffRange range);
 
   // Calls Begin on construction and End on destruction for every binding of

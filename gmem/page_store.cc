@@ -50,16 +50,15 @@ uint64_t PageStore::CountAbsent(PgOffRange range) const {
 // frames each, so that guest faults can map them with 2 MiB leaves later; the
 // rest is filled in batches.
 Status PageStore::Populate(PgOffRange range, FramePool& pool) {
-  constexpr uint64_t kHuge = 512;
   PgOff pos = range.begin;
   while (pos < range.end) {
-    bool aligned = pos.value() % kHuge == 0 && pos.value() + kHuge <= range.end.value();
-    if (aligned && CountAbsent({pos, pos + kHuge}) == kHuge) {
+    bool aligned = pos.value() % kHugeFrames == 0 && pos.value() + kHugeFrames <= range.end.value();
+    if (aligned && CountAbsent({pos, pos + kHugeFrames}) == kHugeFrames) {
       TRY(PopulateHuge(pos, pool));
-      pos += kHuge;
+      pos += kHugeFrames;
       continue;
     }
-    PgOff next(std::min(range.end.value(), (pos.value() / kHuge + 1) * kHuge));
+    PgOff next(std::min(range.end.value(), (pos.value() / kHugeFrames + 1) * kHugeFrames));
     TRY(PopulateBatch({pos, next}, pool));
     pos = next;
   }
@@ -92,23 +91,22 @@ Status PageStore::PopulateBatch(PgOffRange range, FramePool& pool) {
 }
 
 base::Result<Pfn> PageStore::PopulateHuge(PgOff first, FramePool& pool) {
-  constexpr uint64_t kHuge = 512;
-  if (first.value() % kHuge || first.value() + kHuge > nr_pages_) return Error::kInvalid;
-  uint64_t absent = CountAbsent({first, first + kHuge});
-  if (absent == kHuge) {
+  if (first.value() % kHugeFrames || first.value() + kHugeFrames > nr_pages_) return Error::kInvalid;
+  uint64_t absent = CountAbsent({first, first + kHugeFrames});
+  if (absent == kHugeFrames) {
     if (!SlotAlloc(first)) return Error::kNoMemory;
     TRY_ASSIGN(FrameRun run, pool.AllocateHuge());
     Entry* e = Slot(first);
     Entry flags = kPresent | (run.zeroed ? kUptodate : 0);
-    for (uint64_t i = 0; i < kHuge; i++) e[i] = ((run.first.value() + i) << base::kPageShift) | flags;
-    nr_present_ += kHuge;
+    for (uint64_t i = 0; i < kHugeFrames; i++) e[i] = ((run.first.value() + i) << base::kPageShift) | flags;
+    nr_present_ += kHugeFrames;
     return run.first;
   }
   if (absent) return Error::kAgain;
   Entry* e = Slot(first);
   uint64_t pfn0 = e[0] >> base::kPageShift;
-  if (pfn0 % kHuge) return Error::kAgain;
-  for (uint64_t i = 1; i < kHuge; i++)
+  if (pfn0 % kHugeFrames) return Error::kAgain;
+  for (uint64_t i = 1; i < kHugeFrames; i++)
     if ((e[i] >> base::kPageShift) != pfn0 + i) return Error::kAgain;
   return Pfn(pfn0);
 }

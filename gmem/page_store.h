@@ -36,7 +36,8 @@ class PageStore {
   PageStore(const PageStore&) = delete;
   PageStore& operator=(const PageStore&) = delete;
 
-  // Gives every absent page in range a frame (not zeroed, not uptodate).
+  // Gives every absent page in range a frame; a page is uptodate when its
+  // frame came clear from the pool, else it is zeroed at first use.
   base::Status Populate(PgOffRange range, FramePool& pool);
   // Makes the 512 pages at first (512-aligned) present on one 2 MiB-aligned
   // run of frames: allocates it when all 512 are absent; succeeds without

@@ -10,6 +10,8 @@ using base::MutexGuard;
 Subsystem::~Subsystem() {
   MutexGuard g(lock_);
   assert(inodes_.empty() && files_.empty());
+  // In a forked child the pool cannot be torn down (FramePool::OnForkChild).
+  if (pool_ && pool_->forked()) (void)pool_.release();
 }
 
 base::Result<FramePool*> Subsystem::pool() {

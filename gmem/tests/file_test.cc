@@ -16,9 +16,19 @@ namespace {
 struct FakeSlot final : BindingTarget {
   std::vector<PgOffRange> begun, ended;
   int synced = 0;
+  // What the last SyncInvalidation saw: how many ranges had begun and ended,
+  // and the present pages of watch (when set).
+  size_t begun_at_sync = 0, ended_at_sync = 0;
+  Inode* watch = nullptr;
+  uint64_t present_at_sync = 0;
   void InvalidateBegin(PgOffRange r) override { begun.push_back(r); }
   void InvalidateEnd(PgOffRange r) override { ended.push_back(r); }
-  void SyncInvalidation() override { synced++; }
+  void SyncInvalidation() override {
+    synced++;
+    begun_at_sync = begun.size();
+    ended_at_sync = ended.size();
+    if (watch) present_at_sync = watch->nr_present();
+  }
 };
 
 constexpr int64_t kP = static_cast<int64_t>(base::kPageSize);
@@ -71,10 +81,15 @@ TEST_CASE("punch invalidates only overlapping bindings, begin before end") {
   auto bb = f.file->Bind({PgOff(8), PgOff(12)}, b);
   REQUIRE(f.file->Fallocate(f.fd.get(), FALLOC_FL_KEEP_SIZE, 0, 16 * kP).ok());
   CHECK(f.file->inode()->nr_present() == 16);
+  a.watch = f.file->inode().get();
   REQUIRE(f.file->Fallocate(f.fd.get(), FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 2 * kP, 4 * kP).ok());
   CHECK(a.begun == std::vector<PgOffRange>{{PgOff(2), PgOff(4)}});
   CHECK(a.ended == a.begun);
   CHECK(a.synced == 1);
+  // synced between begin and end, while the punched pages were still there
+  CHECK(a.begun_at_sync == 1);
+  CHECK(a.ended_at_sync == 0);
+  CHECK(a.present_at_sync == 16);
   CHECK(b.begun.empty());
   CHECK(f.file->inode()->nr_present() == 12);
   f.file->DropUser();
@@ -122,6 +137,9 @@ TEST_CASE("release severs bindings; memory goes with the last file") {
   CHECK(keep->released());
   CHECK(ba.value()->severed());
   CHECK(a.begun == std::vector<PgOffRange>{{PgOff(0), PgOff(4)}});
+  CHECK(a.synced == 1);         // between begin and end
+  CHECK(a.begun_at_sync == 1);
+  CHECK(a.ended_at_sync == 0);
   CHECK(f.live_inodes() == 0);  // the only file released: pages freed
   CHECK(f.sys.pool_if_created()->frames_free() == f.sys.pool_if_created()->frames_total());
   CHECK(f.live_files() == 1);   // the husk, held by the binding

@@ -1,8 +1,12 @@
 #include <doctest/doctest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 
 #include "gmem/frame_pool.h"
+#include "gmem/subsystem.h"
 
 using namespace gmem;
 
@@ -114,8 +118,13 @@ TEST_CASE("FramePool: allocations racing the scrubber get every frame exactly on
     runs.clear();
     REQUIRE(p.Allocate(2048, runs).ok());
     REQUIRE(p.frames_total() == 2048);
+    std::vector<bool> handed(2048);
     for (auto& r : runs)
       for (uint64_t i = 0; i < r.count; i++) {
+        uint64_t frame = r.first.value() + i;
+        REQUIRE(frame < handed.size());
+        REQUIRE_FALSE(handed[frame]);  // no frame twice in one allocation
+        handed[frame] = true;
         auto* b = static_cast<const uint8_t*>(p.Address(r.first + i));
         uint8_t want = r.zeroed ? 0 : uint8_t(1 + (r.first.value() + i) % 200);
         REQUIRE(b[0] == want);
@@ -123,4 +132,38 @@ TEST_CASE("FramePool: allocations racing the scrubber get every frame exactly on
       }
   }
   p.Free(runs.data(), runs.size());
+}
+
+TEST_CASE("FramePool in a forked child: allocations fail; the owner abandons the pool") {
+  auto sys = std::make_unique<Subsystem>(64ull << 20);
+  auto pool = sys->pool();
+  REQUIRE(pool.ok());
+  FramePool& p = *pool.value();
+  std::vector<FrameRun> runs;
+  REQUIRE(p.Allocate(512, runs).ok());
+  p.Free(runs.data(), runs.size());  // starts the scrubber thread
+  p.WaitScrubbed();                  // which now waits for work
+  void* reservation = p.Address(Pfn(0));
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    alarm(10);  // a teardown that hangs fails the test
+    p.OnForkChild();
+    std::vector<FrameRun> more;
+    if (p.Allocate(1, more).error() != base::Error::kNoMemory) _exit(10);
+    // The reservation is absent here (MADV_DONTFORK): what the child maps at
+    // its address must survive the teardown, which must not wait for the
+    // scrubber thread the child does not have.
+    void* m = mmap(reservation, 4096, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m != reservation) _exit(11);
+    static_cast<volatile char*>(m)[0] = 42;
+    sys.reset();
+    if (msync(m, 4096, MS_ASYNC) != 0) _exit(12);
+    _exit(static_cast<volatile char*>(m)[0] == 42 ? 0 : 13);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
