@@ -9,7 +9,9 @@
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <new>
 
@@ -56,6 +58,17 @@ base::RefPtr<FdObject> LookupOrEbadf(int fd) {
 
 GmemFd* AsGmem(const base::RefPtr<FdObject>& obj) {
   return obj && obj->kind() == FdObject::Kind::kGmem ? static_cast<GmemFd*>(obj.get()) : nullptr;
+}
+
+// The program's memory in [addr, addr+len) is about to change; the change ends
+// when the result dies (null before the front-end exists: no VM to tell).
+std::unique_ptr<kvmlike::HostRangeChange> BeginHostRangeChange(const void* addr, size_t len) {
+  Frontend* f = frontend::GetIfCreated();
+  if (!f) return nullptr;
+  auto begin = base::Hva(reinterpret_cast<uintptr_t>(addr));
+  // A length the kernel will refuse changes nothing; clamp rather than wrap.
+  uint64_t room = ~uint64_t{0} - begin.value();
+  return f->system.BeginHostRangeChange(base::HvaRange::FromCount(begin, std::min<uint64_t>(len, room)));
 }
 
 }  // namespace
@@ -130,22 +143,19 @@ void* kvmlike_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t of
 }
 
 int kvmlike_munmap(void* addr, size_t len) {
-  void* change = kvmlike_host_range_change(addr, len);
-  int r = munmap(addr, len);
-  kvmlike_host_range_done(change);
+  int r;
+  {
+    auto change = BeginHostRangeChange(addr, len);
+    r = munmap(addr, len);
+  }
   if (r == 0)
     if (Frontend* f = frontend::GetIfCreated()) f->fds.RemoveMappings(addr, len);
   return r;
 }
 
+// The token is the HostRangeChange, owned by the caller until it is done.
 void* kvmlike_host_range_change(const void* addr, size_t len) {
-  Frontend* f = frontend::GetIfCreated();
-  if (!f) return nullptr;
-  auto begin = base::Hva(reinterpret_cast<uintptr_t>(addr));
-  // A length the kernel will refuse changes nothing; clamp rather than wrap.
-  uint64_t room = ~uint64_t{0} - begin.value();
-  return f->system.BeginHostRangeChange(base::HvaRange::FromCount(begin, std::min<uint64_t>(len, room)))
-      .release();
+  return BeginHostRangeChange(addr, len).release();
 }
 
 void kvmlike_host_range_done(void* token) { delete static_cast<kvmlike::HostRangeChange*>(token); }

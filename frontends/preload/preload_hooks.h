@@ -61,6 +61,27 @@ int FcntlOwned(int fd, int cmd, unsigned long arg, FcntlFn* kernel);
 // Does mmap(..., flags, fd, ...) map a kvmlike fd? (MAP_ANONYMOUS ignores the fd.)
 bool MapsKvmlikeFd(int flags, int fd);
 
+// Brackets a kernel call that unmaps, moves, replaces or protects the program's memory in
+// a range, so that guest memory slots stop using it first (KVM's MMU notifier;
+// kvmlike_host_range_change). The bracket ends when the object dies, after the call.
+class HostRangeBracket {
+ public:
+  HostRangeBracket(const void* addr, size_t len) : token_(kvmlike_host_range_change(addr, len)) {}
+  ~HostRangeBracket() { kvmlike_host_range_done(token_); }
+  HostRangeBracket(const HostRangeBracket&) = delete;
+  HostRangeBracket& operator=(const HostRangeBracket&) = delete;
+
+ private:
+  void* token_;
+};
+
+// munmap, mremap and mprotect as the interposer does them, for the exported wrappers and
+// for syscall(): kvmlike mappings are kvmlike's business, and the kernel's call on any
+// range is bracketed (HostRangeBracket). new_addr counts only with MREMAP_FIXED.
+int Munmap(void* addr, size_t len);
+void* Mremap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_addr);
+int Mprotect(void* addr, size_t len, int prot);
+
 // --- file operations (preload_io.cc) ----------------------------------------------------
 
 // pread/pwrite/preadv/pwritev on a kvmlike fd; `op` is KVMLIKE_OP_PREAD or _PWRITE.

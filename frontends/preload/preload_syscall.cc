@@ -1,6 +1,7 @@
 // syscall(2): the system calls a program may issue by number on kvmlike fds are routed like
 // the libc functions of the same name; everything else, and every call on a foreign fd, is
 // passed to libc's syscall() with all six argument words.
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include <array>
@@ -76,17 +77,18 @@ long Route(long nr, const SyscallArgs& a) {
         return reinterpret_cast<long>(kvmlike_mmap(Ptr<void>(a[0]), static_cast<size_t>(a[1]),
                                                    Int(a[2]), Int(a[3]), Int(a[4]), a[5]));
       }
-      break;
-    case SYS_munmap: {
-      if (kvmlike_owns_range(Ptr<void>(a[0]), static_cast<size_t>(a[1]))) {
-        return kvmlike_munmap(Ptr<void>(a[0]), static_cast<size_t>(a[1]));
+      if (Int(a[3]) & MAP_FIXED) {  // replaces whatever was mapped there, as in mmap
+        HostRangeBracket change(Ptr<void>(a[0]), static_cast<size_t>(a[1]));
+        return PassThrough(nr, a);
       }
-      // Guest memory slots stop using the range first (kvmlike_host_range_change).
-      void* change = kvmlike_host_range_change(Ptr<void>(a[0]), static_cast<size_t>(a[1]));
-      long r = PassThrough(nr, a);
-      kvmlike_host_range_done(change);
-      return r;
-    }
+      break;
+    case SYS_munmap:
+      return Munmap(Ptr<void>(a[0]), static_cast<size_t>(a[1]));
+    case SYS_mremap:
+      return reinterpret_cast<long>(Mremap(Ptr<void>(a[0]), static_cast<size_t>(a[1]),
+                                           static_cast<size_t>(a[2]), Int(a[3]), Ptr<void>(a[4])));
+    case SYS_mprotect:
+      return Mprotect(Ptr<void>(a[0]), static_cast<size_t>(a[1]), Int(a[2]));
     case SYS_fallocate:
       if (Owns(a[0])) return kvmlike_fallocate(Int(a[0]), Int(a[1]), a[2], a[3]);
       break;

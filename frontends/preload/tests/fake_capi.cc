@@ -60,6 +60,15 @@ bool Overlaps(const Mapping& m, uintptr_t start, uintptr_t end) {
   return m.start < end && start < m.end;
 }
 
+// Is the page at addr mapped? (mincore fails with ENOMEM on an unmapped one.)
+bool PageMapped(unsigned long addr) {
+  unsigned char vec;
+  int saved = errno;
+  bool mapped = mincore(reinterpret_cast<void*>(addr & ~4095ul), 1, &vec) == 0;
+  errno = saved;
+  return mapped;
+}
+
 }  // namespace
 
 extern "C" {
@@ -194,10 +203,12 @@ void* kvmlike_host_range_change(const void* addr, size_t len) {
   ++g_log.host_range_change;
   g_log.host_range_addr = reinterpret_cast<unsigned long>(addr);
   g_log.host_range_len = len;
+  g_log.host_range_mapped_at_change = PageMapped(g_log.host_range_addr);
   return &g_log;  // any non-null token
 }
 void kvmlike_host_range_done(void* token) {
   if (token == &g_log) ++g_log.host_range_done;
+  g_log.host_range_mapped_at_done = PageMapped(g_log.host_range_addr);
 }
 void kvmlike_fds_closed(unsigned int first, unsigned int last) {
   for (unsigned int fd = first; fd <= last && fd < 65536; fd++)

@@ -30,10 +30,12 @@ struct FakeCapiLog {
   int fcntl, fcntl_cmd;
   int file_op, file_op_op;
   int atfork_child;
-  // kvmlike_host_range_change / _done: calls, the latest range, and whether
-  // every change was done (the token came back) before the next began.
+  // kvmlike_host_range_change / _done: calls (done counts tokens that came back), the
+  // latest range, and whether its first page was mapped when the change began and when
+  // the latest change was done (so a test can tell the bracket enclosed the kernel call).
   int host_range_change, host_range_done;
   unsigned long host_range_addr, host_range_len;
+  bool host_range_mapped_at_change, host_range_mapped_at_done;
 };
 
 extern "C" {

@@ -93,6 +93,7 @@ struct TempFile {
 void ForgetHostRangeCalls() {
   Log().host_range_change = Log().host_range_done = 0;
   Log().host_range_addr = Log().host_range_len = 0;
+  Log().host_range_mapped_at_change = Log().host_range_mapped_at_done = false;
 }
 
 // Runs `child` in a forked child and returns its exit status.
@@ -377,6 +378,8 @@ TEST_CASE_FIXTURE(Fresh, "munmap, mremap, MAP_FIXED and mprotect of other memory
   CHECK(munmap(p, 8192) == 0);
   CHECK(Log().host_range_change == 3);
   CHECK(Log().host_range_len == 8192);
+  CHECK(Log().host_range_mapped_at_change);  // begun before the kernel unmapped it ...
+  CHECK_FALSE(Log().host_range_mapped_at_done);  // ... and done after
   p = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   REQUIRE(p != MAP_FAILED);
   void* moved = mremap(p, 8192, 16384, MREMAP_MAYMOVE);
@@ -683,6 +686,27 @@ TEST_CASE_FIXTURE(Fresh, "syscall passes foreign calls through with all six argu
   ForgetHostRangeCalls();
   FakeCapiLog untouched{};
   CHECK(std::memcmp(&Log(), &untouched, sizeof(untouched)) == 0);
+}
+
+TEST_CASE_FIXTURE(Fresh, "syscall mprotect, mmap(MAP_FIXED), mremap and munmap are bracketed as in libc") {
+  auto* p = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != MAP_FAILED);
+  CHECK(syscall(SYS_mprotect, p, 8192L, PROT_READ) == 0);
+  CHECK(Log().host_range_change == 1);
+  CHECK(Log().host_range_len == 8192);
+  CHECK(syscall(SYS_mmap, p, 4096L, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0L) ==
+        reinterpret_cast<long>(p));
+  CHECK(Log().host_range_change == 2);
+  CHECK(Log().host_range_len == 4096);
+  void* target = mmap(nullptr, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(target != MAP_FAILED);
+  CHECK(syscall(SYS_mremap, p, 8192L, 8192L, MREMAP_MAYMOVE | MREMAP_FIXED, target) ==
+        reinterpret_cast<long>(target));
+  CHECK(Log().host_range_change == 4);  // the moved-from range, then the target replaced
+  CHECK(syscall(SYS_munmap, target, 8192L) == 0);
+  CHECK(Log().host_range_change == 5);
+  CHECK(Log().host_range_done == 5);
+  CHECK(Log().munmap == 0);  // not a kvmlike mapping
 }
 
 // Finds the fake's log, re-executing this program with the fake interposer preloaded if
