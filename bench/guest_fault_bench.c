@@ -36,11 +36,10 @@
  *   prefault     private, KVM_PRE_FAULT_MEMORY over the range before the run
  *                (timed on its own as "prefault"); the kernel answers
  *                EOPNOTSUPP without TDP, which is printed as a NOTE
- *   private-2m   private with 2 MiB second-level leaves. kvmlike maps them
- *                only once its fault path can (KVMLIKE_HUGE_LEAVES, when the
- *                header defines it, asks for them); KVMLIKE_WALK_GPA tells the
- *                leaf level. No figure is printed unless every 2 MiB block
- *                was mapped by a 2 MiB leaf: a NOTE says why instead.
+ *   private-2m   private with 2 MiB second-level leaves, asked of kvmlike
+ *                with KVMLIKE_HUGE_LEAVES; KVMLIKE_WALK_GPA tells the leaf
+ *                level. No figure is printed unless every 2 MiB block was
+ *                mapped by a 2 MiB leaf: a NOTE says why instead.
  * Variants a backend lacks (the kernel here offers no SW_PROTECTED VM) are
  * skipped with a NOTE; the pre-fault is then still tried on shared memory, so
  * the backend's answer is printed. Repetitions in which kvmlike's private-page
@@ -262,16 +261,16 @@ static uint64_t pages(void) { return opt.size / PAGE_4K; }
 
 static bool g_check_failed;
 
+/* NOTE|topic|FAIL: text, and exit status 3 at the end. */
 static void check_failed(const char *topic, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void check_failed(const char *topic, const char *fmt, ...)
 {
+	char text[512];
 	va_list ap;
 	va_start(ap, fmt);
-	printf("NOTE|%s|FAIL: ", topic);
-	vprintf(fmt, ap);
-	putchar('\n');
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	fflush(stdout);
+	note(topic, "FAIL: %s", text);
 	g_check_failed = true;
 }
 
@@ -656,10 +655,8 @@ static bool one_rep(const struct variant *v, struct rep_result *out)
 		ua = mmap(NULL, opt.size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
 	if (ua == MAP_FAILED)
 		fail("mmap userspace_addr");
-#ifdef KVMLIKE_HUGE_LEAVES
 	if (v->huge && g_kvmlike)
-		(void)ioctl(vm, KVMLIKE_HUGE_LEAVES, 1); /* older kvmlike: refused, 4 KiB */
-#endif
+		(void)ioctl(vm, KVMLIKE_HUGE_LEAVES, 1); /* refused: 4 KiB leaves, which the walk reports */
 	if (set_slot(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA, opt.size, ua, gmem))
 		fail("KVM_SET_USER_MEMORY_REGION2 data slot");
 	if (v->private_mem) {
@@ -775,7 +772,7 @@ static void bench_variant(const struct variant *v)
 	const double npages = (double)pages();
 	const char *why = NULL;
 
-	static struct variant on_shared; /* a private variant moved to shared memory */
+	struct variant on_shared; /* a private variant moved to shared memory */
 	if (v->private_mem && !private_available(&why)) {
 		if (!v->prefault) {
 			note("skip", "%s: %s", v->tag, why);
@@ -849,11 +846,9 @@ static void bench_variant(const struct variant *v)
 	if (v->huge && huge_ok && run.n)
 		note("2m", "available: every 2 MiB block was mapped by a 2 MiB leaf");
 	if (!huge_ok) {
-		free(run.v);
-		free(total.v);
-		free(grow_run.v);
-		free(grow_total.v);
-		free(scrub_wait.v);
+		struct series *all[] = { &run, &total, &pf, &grow_run, &grow_total, &grow_pf, &scrub_wait };
+		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+			free(all[i]->v);
 		return;
 	}
 	if (pf.n || grow_pf.n) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * demo_util: failing loudly and kvmlike's refcount table, for the demos.
+ * demo_util: failing loudly, which backend, and kvmlike's refcount table, for
+ * the demos.
  */
 #include "demo_util.h"
 
@@ -32,6 +33,38 @@ long check(long ret, const char *what)
 	if (ret < 0)
 		fail("%s: %s", what, strerror(errno));
 	return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* which backend                                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * kvmlike answers KVMLIKE_PROBE with its magic; the kernel refuses ioctls it
+ * does not know (x86 answers unknown /dev/kvm ioctls with EINVAL, other paths
+ * with ENOTTY). Anything else is neither and is a bug.
+ */
+bool probe_kvmlike(int kvm, const char **how)
+{
+	const char *unused;
+	if (!how)
+		how = &unused;
+	errno = 0;
+	int r = ioctl(kvm, KVMLIKE_PROBE, 0);
+	if (r == KVMLIKE_MAGIC) {
+		*how = "kvmlike (KVMLIKE_PROBE answered)";
+		return true;
+	}
+	if (r == -1 && errno == ENOTTY) {
+		*how = "Linux KVM (KVMLIKE_PROBE: ENOTTY)";
+		return false;
+	}
+	if (r == -1 && errno == EINVAL) {
+		*how = "Linux KVM (KVMLIKE_PROBE: EINVAL)";
+		return false;
+	}
+	fail("KVMLIKE_PROBE returned %d (%s): neither kvmlike's magic nor a refusal", r,
+	     r < 0 ? strerror(errno) : "no error");
 }
 
 /* ------------------------------------------------------------------------ */

@@ -6,6 +6,7 @@
 #ifndef KVMLIKE_DEMO_UTIL_H
 #define KVMLIKE_DEMO_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kvm_uapi.h"
@@ -19,6 +20,11 @@ void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...);
 
 /* Every syscall result passes through here: failure ends the program with errno's text. */
 long check(long ret, const char *what);
+
+/* True when /dev/kvm fd kvm is kvmlike's (KVMLIKE_PROBE answers its magic),
+ * false when the kernel refuses the probe; anything else fails. *how, when how
+ * is not NULL, names the backend and the answer for a report line. */
+bool probe_kvmlike(int kvm, const char **how);
 
 /* ------------------------------------------------------------------------ */
 /* kvmlike's refcount table                                                  */

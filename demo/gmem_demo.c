@@ -237,31 +237,6 @@ static int open_kvm(void)
 	return (int)check(fd, "open /dev/kvm");
 }
 
-/*
- * Decides the backend. kvmlike answers KVMLIKE_PROBE with its magic; the kernel
- * refuses ioctls it does not know (x86 answers unknown /dev/kvm ioctls with
- * EINVAL, other paths with ENOTTY). Anything else is neither and is a bug.
- */
-static bool probe_kvmlike(int kvm, const char **how)
-{
-	errno = 0;
-	int r = ioctl(kvm, KVMLIKE_PROBE, 0);
-	if (r == KVMLIKE_MAGIC) {
-		*how = "kvmlike (KVMLIKE_PROBE answered)";
-		return true;
-	}
-	if (r == -1 && errno == ENOTTY) {
-		*how = "Linux KVM (KVMLIKE_PROBE: ENOTTY)";
-		return false;
-	}
-	if (r == -1 && errno == EINVAL) {
-		*how = "Linux KVM (KVMLIKE_PROBE: EINVAL)";
-		return false;
-	}
-	fail("KVMLIKE_PROBE returned %d (%s): neither kvmlike's magic nor a refusal", r,
-	     r < 0 ? strerror(errno) : "no error");
-}
-
 static int check_cap(int fd, long cap, const char *name)
 {
 	char what[80];

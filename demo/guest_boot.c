@@ -744,12 +744,7 @@ static void open_kvm(void)
 		fail("open /dev/kvm: no such device here; run it under kvmlike "
 		     "(LD_PRELOAD=build/frontends/preload/libkvmlike-preload.so, or scripts/demo.sh)");
 	check(gb.kvm, "open /dev/kvm");
-	errno = 0;
-	int r = ioctl(gb.kvm, KVMLIKE_PROBE, 0);
-	gb.kvmlike = r == KVMLIKE_MAGIC;
-	if (!gb.kvmlike && !(r == -1 && (errno == EINVAL || errno == ENOTTY)))
-		fail("KVMLIKE_PROBE returned %d (%s): neither kvmlike's magic nor a refusal", r,
-		     r < 0 ? strerror(errno) : "no error");
+	gb.kvmlike = probe_kvmlike(gb.kvm, NULL);
 	if (gb.kernel && gb.kvmlike)
 		fail("--kernel, but /dev/kvm is kvmlike (KVMLIKE_PROBE answered): unset LD_PRELOAD");
 	int api = (int)check(ioctl(gb.kvm, KVM_GET_API_VERSION, 0), "KVM_GET_API_VERSION");
