@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "base/mutex.h"
 #include "base/result.h"
@@ -201,6 +202,8 @@ class Vm final : public FdObject {
   uint64_t nr_memslot_pages_ TA_GUARDED_BY(slots_lock_) = 0;
   AttributeMap attributes_;
 
+  // Every vCPU id created in this VM (KVM_CREATE_VCPU answers EEXIST for them).
+  std::set<uint32_t> vcpu_ids_ TA_GUARDED_BY(lock_);
   // The vCPU table: raw back-pointers, each cleared by its Vcpu's release.
   base::Mutex vcpus_lock_{base::LockClass::kLeaf};
   std::map<uint32_t, Vcpu*> vcpus_ TA_GUARDED_BY(vcpus_lock_);

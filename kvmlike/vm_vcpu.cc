@@ -15,17 +15,17 @@ namespace kvmlike {
 using base::Error;
 using base::Result;
 
-// The table is checked and filled under one lock hold, so two racing
-// creations of one id cannot both succeed.
+// The table is checked and filled under one lock hold (lock_), so two racing
+// creations of one id cannot both succeed. An id stays taken until the VM
+// dies, as in Linux, where a vCPU lives as long as its VM: closing its fd
+// frees kvmlike's object but not the id.
 Result<long> Vm::CreateVcpu(unsigned long id) {
   if (id >= kMaxVcpuId) return Error::kInvalid;
   base::MutexGuard g(lock_);
-  {
-    base::MutexGuard t(vcpus_lock_);
-    if (vcpus_.count(static_cast<uint32_t>(id))) return Error::kExists;
-    if (vcpus_.size() >= kMaxVcpus) return Error::kInvalid;
-  }
+  if (vcpu_ids_.count(static_cast<uint32_t>(id))) return Error::kExists;
+  if (vcpu_ids_.size() >= kMaxVcpus) return Error::kInvalid;
   TRY_ASSIGN(Vcpu::Created created, Vcpu::Create(*this, static_cast<uint32_t>(id)));
+  vcpu_ids_.insert(static_cast<uint32_t>(id));
   {
     base::MutexGuard t(vcpus_lock_);
     vcpus_[static_cast<uint32_t>(id)] = created.vcpu.get();  // cleared by its release

@@ -121,13 +121,16 @@ static void test_create_vcpu(void)
 	for (int id = 0; id < 4; id++)
 		if (fds[id] >= 0)
 			close(fds[id]);
+	/* a vCPU lives as long as its VM: closing its fd does not free the id */
+	KCHECK_ERRNO(__vcpu_create(vm, 2), EEXIST,
+		     "C.1: KVM_CREATE_VCPU id 2 after its fd was closed -> EEXIST");
 	if (last >= 0)
 		close(last);
 	if (five >= 0)
 		close(five);
 	close(vm);
 }
-#define NR_CREATE_RESULTS 12
+#define NR_CREATE_RESULTS 13
 
 /* ---------------------------------------------------------- vCPU mmap */
 
